@@ -1,0 +1,33 @@
+// Thread-pool glue over OpenMP. parallel_for splits [0, n) into contiguous chunks, one
+// per thread; fn(begin, end) must be safe to run concurrently on disjoint ranges.
+#pragma once
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdint>
+
+namespace moeserve {
+
+inline int num_threads() { return omp_get_max_threads(); }
+
+template <typename Fn>
+void parallel_for(int64_t n, Fn&& fn, int64_t min_chunk = 1) {
+  if (n <= 0) return;
+  const int64_t max_workers = std::max<int64_t>(1, n / std::max<int64_t>(1, min_chunk));
+  const int workers = static_cast<int>(std::min<int64_t>(num_threads(), max_workers));
+  if (workers <= 1 || omp_in_parallel()) {
+    fn(int64_t{0}, n);
+    return;
+  }
+#pragma omp parallel num_threads(workers)
+  {
+    const int t = omp_get_thread_num();
+    const int64_t chunk = (n + workers - 1) / workers;
+    const int64_t b = std::min<int64_t>(n, t * chunk);
+    const int64_t e = std::min<int64_t>(n, b + chunk);
+    if (b < e) fn(b, e);
+  }
+}
+
+}  // namespace moeserve

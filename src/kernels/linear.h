@@ -1,0 +1,45 @@
+// Linear layers y = x · Wᵀ with W stored [out, in] row-major (Hugging Face layout), weights in
+// F32 or BF16, activations in F32. Small m (decode) runs a memory-bound GEMV that streams the
+// weights once; large m runs oneDNN (bf16 matmul where the CPU has it, else blocks of W
+// widened to f32 and fed to oneDNN's f32 GEMM). The path is picked at run time.
+// Thread-safety: forward() is const and may be called from one thread at a time per object
+// (it uses OpenMP internally).
+#pragma once
+
+#include <memory>
+
+#include "core/status.h"
+#include "core/tensor.h"
+
+namespace moeserve {
+
+class Linear {
+ public:
+  Linear() = default;
+  // w: [out, in], F32 or BF16. The tensor's memory must outlive the Linear (views are fine).
+  static StatusOr<Linear> create(Tensor w);
+
+  int64_t out_features() const { return w_.dim(0); }
+  int64_t in_features() const { return w_.dim(1); }
+  const Tensor& weight() const { return w_; }
+
+  // y[m, out] = x[m, in] · Wᵀ. ldx/ldy are row strides in elements (0 = dense).
+  void forward(const float* x, int64_t m, float* y, int64_t ldx = 0, int64_t ldy = 0) const;
+
+ private:
+  Tensor w_;
+};
+
+// Plain scalar reference of Linear::forward (double accumulation).
+void linear_ref(const float* x, int64_t m, const Tensor& w, float* y);
+
+// Internal entry points, exposed so the kernel harness can run each ISA path.
+namespace linear_impl {
+// GEMV/small-m path for a given ISA level (portable / avx2 / avx512); m rows.
+void small_m(const float* x, int64_t m, int64_t ldx, const Tensor& w, float* y, int64_t ldy,
+             int isa);
+// oneDNN-backed large-m path.
+void large_m(const float* x, int64_t m, int64_t ldx, const Tensor& w, float* y, int64_t ldy);
+}  // namespace linear_impl
+
+}  // namespace moeserve
