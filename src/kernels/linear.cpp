@@ -1,0 +1,224 @@
+#include "kernels/linear.h"
+
+#include <oneapi/dnnl/dnnl.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <tuple>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "core/cpu_features.h"
+#include "core/dtype.h"
+#include "core/parallel.h"
+#include "kernels/gemv.h"
+#include "kernels/onednn_util.h"
+#include "kernels/ops.h"
+
+namespace moeserve {
+namespace {
+
+// Up to this many rows the GEMV (one pass over the weights per 4 rows) beats widening the
+// weights for oneDNN's f32 GEMM; measured on AVX2 with bf16 weights (see the kernel bench).
+constexpr int64_t kSmallMMax = 4;
+// Output rows per thread chunk of the GEMV; keeps chunks long enough to stream.
+constexpr int64_t kGemvMinRows = 16;
+// Weight rows widened to f32 per oneDNN call in the bf16-weights/f32-GEMM fallback.
+constexpr int64_t kWidenRows = 128;
+
+struct AlignedBuffer {
+  float* data = nullptr;
+  size_t capacity = 0;  // floats
+  ~AlignedBuffer() { std::free(data); }
+  float* get(size_t n) {
+    if (n > capacity) {
+      std::free(data);
+      data = static_cast<float*>(aligned_alloc64(n * sizeof(float)));
+      capacity = n;
+    }
+    return data;
+  }
+};
+
+float* thread_scratch(size_t n) {
+  thread_local AlignedBuffer buf;
+  return buf.get(n);
+}
+
+uint16_t* thread_bf16_scratch(size_t n) {
+  thread_local AlignedBuffer buf;
+  return reinterpret_cast<uint16_t*>(buf.get((n + 1) / 2));
+}
+
+// y[m, n0:n0+nb] = x[m, k] · W[n0:n0+nb, k]ᵀ with f32 W rows, single oneDNN sgemm call.
+void sgemm_nt(const float* x, int64_t m, int64_t ldx, const float* w, int64_t nb, int64_t k,
+              float* y, int64_t ldy) {
+  dnnl_sgemm('N', 'T', m, nb, k, 1.0f, x, ldx, w, k, 0.0f, y, ldy);
+}
+
+void large_m_f32_weights(const float* x, int64_t m, int64_t ldx, const Tensor& w, float* y,
+                         int64_t ldy) {
+  sgemm_nt(x, m, ldx, w.data<float>(), w.dim(0), w.dim(1), y, ldy);
+}
+
+// bf16 weights without a bf16 matmul: each thread owns a contiguous range of output rows and
+// widens kWidenRows of them at a time into its scratch, then runs a single-threaded sgemm.
+void large_m_widen(const float* x, int64_t m, int64_t ldx, const Tensor& w, float* y,
+                   int64_t ldy) {
+  const int64_t n = w.dim(0);
+  const int64_t k = w.dim(1);
+  const uint16_t* wb = w.data<uint16_t>();
+  parallel_for(
+      n,
+      [&](int64_t b, int64_t e) {
+        float* buf = thread_scratch(static_cast<size_t>(kWidenRows * k));
+        for (int64_t n0 = b; n0 < e; n0 += kWidenRows) {
+          const int64_t nb = std::min(kWidenRows, e - n0);
+          moeserve::bf16_to_f32(wb + n0 * k, buf, nb * k);
+          sgemm_nt(x, m, ldx, buf, nb, k, y + n0, ldy);
+        }
+      },
+      kWidenRows);
+}
+
+// bf16 matmul primitives, one per (m, k, n, ldy); x is converted to a dense bf16 copy.
+class Bf16MatmulCache {
+ public:
+  // False when oneDNN has no bf16 matmul for this shape (the caller falls back).
+  bool run(const float* x, int64_t m, int64_t ldx, const Tensor& w, float* y, int64_t ldy) {
+    const int64_t n = w.dim(0);
+    const int64_t k = w.dim(1);
+    const dnnl::matmul* prim = get(m, k, n, ldy);
+    if (prim == nullptr) return false;
+    uint16_t* xb = thread_bf16_scratch(static_cast<size_t>(m * k));
+    parallel_for(
+        m,
+        [&](int64_t b, int64_t e) {
+          for (int64_t r = b; r < e; ++r) moeserve::f32_to_bf16(x + r * ldx, xb + r * k, k);
+        },
+        8);
+    const dnnl::engine& eng = onednn::engine();
+    dnnl::memory src({{m, k}, dnnl::memory::data_type::bf16, {k, 1}}, eng, xb);
+    dnnl::memory wei({{k, n}, dnnl::memory::data_type::bf16, {1, k}}, eng, w.raw());
+    dnnl::memory dst({{m, n}, dnnl::memory::data_type::f32, {ldy, 1}}, eng, y);
+    dnnl::stream s(eng);
+    prim->execute(s, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}});
+    s.wait();
+    return true;
+  }
+
+ private:
+  const dnnl::matmul* get(int64_t m, int64_t k, int64_t n, int64_t ldy) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto key = std::make_tuple(m, k, n, ldy);
+    auto it = cache_.find(key);
+    if (it != cache_.end()) return it->second ? &*it->second : nullptr;
+    std::optional<dnnl::matmul> prim;
+    if (auto pd = onednn::matmul_pd(m, k, n, /*bf16=*/true, ldy)) {
+      try {
+        prim.emplace(*pd);
+      } catch (const dnnl::error&) {
+        prim.reset();
+      }
+    }
+    auto& slot = cache_.emplace(key, std::move(prim)).first->second;
+    return slot ? &*slot : nullptr;
+  }
+
+  std::mutex mu_;
+  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t>, std::optional<dnnl::matmul>> cache_;
+};
+
+Bf16MatmulCache& bf16_cache() {
+  static Bf16MatmulCache* c = new Bf16MatmulCache();
+  return *c;
+}
+
+}  // namespace
+
+StatusOr<Linear> Linear::create(Tensor w) {
+  if (w.rank() != 2) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Linear: weight must be 2-D [out, in], got ", w.shape_string()));
+  }
+  if (w.dtype() != DType::kF32 && w.dtype() != DType::kBF16) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "Linear: weight dtype ", std::string(dtype_name(w.dtype())), " unsupported (need F32 or BF16)"));
+  }
+  if (w.raw() == nullptr && w.numel() > 0) {
+    return absl::InvalidArgumentError("Linear: weight has no storage");
+  }
+  Linear l;
+  l.w_ = std::move(w);
+  return l;
+}
+
+void Linear::forward(const float* x, int64_t m, float* y, int64_t ldx, int64_t ldy) const {
+  if (m <= 0) return;
+  if (ldx == 0) ldx = in_features();
+  if (ldy == 0) ldy = out_features();
+  if (m <= kSmallMMax) {
+    linear_impl::small_m(x, m, ldx, w_, y, ldy, static_cast<int>(isa_level()));
+  } else {
+    linear_impl::large_m(x, m, ldx, w_, y, ldy);
+  }
+}
+
+void linear_ref(const float* x, int64_t m, const Tensor& w, float* y) {
+  const int64_t n = w.dim(0);
+  const int64_t k = w.dim(1);
+  const bool bf16 = w.dtype() == DType::kBF16;
+  for (int64_t r = 0; r < m; ++r) {
+    for (int64_t j = 0; j < n; ++j) {
+      double s = 0;
+      for (int64_t i = 0; i < k; ++i) {
+        const float wv = bf16 ? bf16_to_f32(w.data<uint16_t>()[j * k + i])
+                              : w.data<float>()[j * k + i];
+        s += static_cast<double>(wv) * x[r * k + i];
+      }
+      y[r * n + j] = static_cast<float>(s);
+    }
+  }
+}
+
+namespace linear_impl {
+
+void small_m(const float* x, int64_t m, int64_t ldx, const Tensor& w, float* y, int64_t ldy,
+             int isa) {
+  const int hw = static_cast<int>(hardware_isa_level());
+  isa = std::min(isa, hw);
+  void (*kernel)(const gemv::GemvArgs&, int64_t, int64_t) = gemv::gemv_portable;
+  if (isa >= static_cast<int>(IsaLevel::kAvx512)) {
+    kernel = gemv::gemv_avx512;
+  } else if (isa >= static_cast<int>(IsaLevel::kAvx2)) {
+    kernel = gemv::gemv_avx2;
+  }
+  const int64_t n = w.dim(0);
+  gemv::GemvArgs a{x, ldx, 0, w.raw(), w.dtype() == DType::kBF16, w.dim(1), y, ldy};
+  parallel_for(
+      n,
+      [&](int64_t b, int64_t e) {
+        for (int64_t r0 = 0; r0 < m; r0 += gemv::kGemvMaxRows) {
+          gemv::GemvArgs part = a;
+          part.x = x + r0 * ldx;
+          part.y = y + r0 * ldy;
+          part.m = std::min(gemv::kGemvMaxRows, m - r0);
+          kernel(part, b, e);
+        }
+      },
+      kGemvMinRows);
+}
+
+void large_m(const float* x, int64_t m, int64_t ldx, const Tensor& w, float* y, int64_t ldy) {
+  if (w.dtype() == DType::kF32) {
+    large_m_f32_weights(x, m, ldx, w, y, ldy);
+  } else if (!onednn::bf16_matmul_available() || !bf16_cache().run(x, m, ldx, w, y, ldy)) {
+    large_m_widen(x, m, ldx, w, y, ldy);
+  }
+}
+
+}  // namespace linear_impl
+}  // namespace moeserve
