@@ -1,0 +1,106 @@
+#include "moe/moe_layer.h"
+
+#include <numeric>
+
+#include "core/dtype.h"
+#include "kernels/ops.h"
+#include "moe/experts.h"
+#include "moe/local_prepare_finalize.h"
+
+namespace moeserve {
+
+StatusOr<MoeLayer> MoeLayer::create(GateParams gate, Tensor gate_weight, Tensor bias,
+                                    std::optional<GatedMlp> shared,
+                                    std::unique_ptr<PrepareFinalize> prepare_finalize,
+                                    std::unique_ptr<Experts> experts) {
+  MS_RETURN_IF_ERROR(gate.validate());
+  if (prepare_finalize->format() != experts->format()) {
+    return absl::InvalidArgumentError(absl::StrCat("moe: prepare/finalize '",
+                                                   prepare_finalize->name(), "' and experts '",
+                                                   experts->name(), "' use different formats"));
+  }
+  if (gate_weight.rank() != 2 || gate_weight.dim(0) != gate.num_experts) {
+    return absl::InvalidArgumentError(absl::StrCat("moe: gate weight has shape ",
+                                                   gate_weight.shape_string(), ", expected [",
+                                                   gate.num_experts, ", hidden]"));
+  }
+  MoeLayer m;
+  m.gate_ = gate;
+  MS_ASSIGN_OR_RETURN(m.gate_linear_, Linear::create(std::move(gate_weight)));
+  if (bias.defined() && bias.numel() > 0) {
+    if (bias.numel() != gate.num_experts) {
+      return absl::InvalidArgumentError(absl::StrCat("moe: e_score_correction_bias has shape ",
+                                                     bias.shape_string(), ", expected [",
+                                                     gate.num_experts, "]"));
+    }
+    m.bias_.resize(gate.num_experts);
+    for (int64_t e = 0; e < gate.num_experts; ++e) {
+      switch (bias.dtype()) {
+        case DType::kF32: m.bias_[e] = bias.data<float>()[e]; break;
+        case DType::kBF16: m.bias_[e] = bf16_to_f32(bias.data<uint16_t>()[e]); break;
+        case DType::kF16: m.bias_[e] = f16_to_f32(bias.data<uint16_t>()[e]); break;
+        default:
+          return absl::InvalidArgumentError(absl::StrCat(
+              "moe: e_score_correction_bias has unsupported dtype ", std::string(dtype_name(bias.dtype()))));
+      }
+    }
+  } else if (gate.method == GateTopk::kNoauxTc) {
+    return absl::InvalidArgumentError(
+        "moe: topk_method noaux_tc needs mlp.gate.e_score_correction_bias");
+  }
+  m.shared_ = std::move(shared);
+  m.pf_ = std::move(prepare_finalize);
+  m.experts_ = std::move(experts);
+  return m;
+}
+
+Status MoeLayer::forward(const float* x, int64_t T, float* y, MoeRouting* routing) {
+  const int64_t E = gate_.num_experts, K = gate_.top_k, H = gate_linear_.in_features();
+  std::vector<float> logits(static_cast<size_t>(T * E));  // [T, E]
+  gate_linear_.forward(x, T, logits.data());
+  std::vector<int32_t> ids(static_cast<size_t>(T * K));   // [T, K]
+  std::vector<float> weights(static_cast<size_t>(T * K));  // [T, K]
+  select_experts(gate_, logits.data(), bias_.empty() ? nullptr : bias_.data(), T, ids.data(),
+                 weights.data());
+
+  RoutedTokens in{x, T, H, ids.data(), weights.data(), K};
+  MS_RETURN_IF_ERROR(pf_->prepare(in, &batch_));
+  std::vector<float> expert_out(static_cast<size_t>(batch_.rows() * H));
+  experts_->apply(batch_, expert_out.data());
+  std::vector<float> shared_out;
+  if (shared_) {
+    shared_out.resize(static_cast<size_t>(T * H));
+    shared_->forward(x, T, shared_out.data());
+  }
+  MS_RETURN_IF_ERROR(pf_->finalize(batch_, expert_out.data(), y));
+  if (shared_) axpy(1.0f, shared_out.data(), y, T * H);
+  if (routing) {
+    routing->topk_ids = std::move(ids);
+    routing->topk_weights = std::move(weights);
+  }
+  return absl::OkStatus();
+}
+
+StatusOr<MoeLayer> make_local_moe_layer(GateParams gate, Tensor gate_weight, Tensor bias,
+                                        std::optional<GatedMlp> shared,
+                                        std::shared_ptr<const ExpertWeights> experts,
+                                        ActivationFormat format) {
+  const int64_t E = gate.num_experts;
+  if (static_cast<int64_t>(experts->experts.size()) != E) {
+    return absl::InvalidArgumentError(absl::StrCat("moe: ", experts->experts.size(),
+                                                   " local experts, expected ", E));
+  }
+  std::vector<int32_t> map(E);
+  std::iota(map.begin(), map.end(), 0);
+  auto pf = std::make_unique<LocalPrepareFinalize>(format, std::move(map), E);
+  std::unique_ptr<Experts> ex;
+  if (format == ActivationFormat::kStandard) {
+    ex = std::make_unique<GroupedExperts>(std::move(experts));
+  } else {
+    ex = std::make_unique<BatchedExperts>(std::move(experts));
+  }
+  return MoeLayer::create(gate, std::move(gate_weight), std::move(bias), std::move(shared),
+                          std::move(pf), std::move(ex));
+}
+
+}  // namespace moeserve
