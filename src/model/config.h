@@ -2,8 +2,10 @@
 // changes the math, parsed and checked once at load. Plain data; immutable after parsing.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "core/status.h"
 
@@ -21,6 +23,8 @@ struct RopeScaling {
   double beta_slow = 1.0;
   double mscale = 1.0;
   double mscale_all_dim = 0.0;
+
+  bool operator==(const RopeScaling&) const = default;
 };
 
 struct ModelConfig {
@@ -66,6 +70,8 @@ struct ModelConfig {
     return n_routed_experts > 0 && layer >= first_k_dense_replace &&
            layer % moe_layer_freq == 0;
   }
+  bool operator==(const ModelConfig&) const = default;
+
   // The softmax scale of MLA: qk_head_dim^-0.5, times yarn mscale(factor, mscale_all_dim)^2.
   double softmax_scale() const;
 };
