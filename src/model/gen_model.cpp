@@ -154,8 +154,10 @@ void fill_plain(const ValueGen& gen, Tensor& out) {
   }
 }
 
-// Block-quantises `gen`'s [rows, cols] values to fp8 e4m3 (scale = amax/448 per 128x128
-// block, q = round(w/scale), scale_inv = scale), as DeepSeek-V3's checkpoints hold them.
+// Block-quantises `gen`'s [rows, cols] values to fp8 e4m3 per 128x128 block (q =
+// round(w/scale), scale_inv = scale), in DeepSeek-V3's layout. The scale is amax/448 rounded
+// up to a power of two (the UE8M0 scales of DeepSeek-V3.1), so every dequantised value
+// fp8 * scale is exact in bf16: the bf16 twin then holds exactly the fp8 model's values.
 // With `twin` set, writes bf16(fp8 * scale_inv) into `out` (BF16) instead and leaves
 // `scale_inv` untouched.
 void fill_fp8(const ValueGen& gen, int64_t rows, int64_t cols, bool twin, Tensor& out,
@@ -179,7 +181,8 @@ void fill_fp8(const ValueGen& gen, int64_t rows, int64_t cols, bool twin, Tensor
         }
       }
       for (int64_t cb = 0; cb < col_blocks; ++cb) {
-        const float scale = amax[cb] > 0.0f ? amax[cb] / 448.0f : 1.0f;
+        const float scale =
+            amax[cb] > 0.0f ? std::exp2(std::ceil(std::log2(amax[cb] / 448.0f))) : 1.0f;
         if (!twin) scale_inv->data<float>()[rb * col_blocks + cb] = scale;
         const int64_t c0 = cb * kFp8Block;
         const int64_t c1 = std::min(cols, c0 + kFp8Block);

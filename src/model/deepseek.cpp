@@ -1,0 +1,212 @@
+#include "model/deepseek.h"
+
+#include <cstring>
+
+#include "core/parallel.h"
+#include "kernels/ops.h"
+#include "model/weight_loader.h"
+
+namespace moeserve {
+namespace {
+
+GateParams gate_params(const ModelConfig& c) {
+  GateParams g;
+  g.num_experts = c.n_routed_experts;
+  g.top_k = c.num_experts_per_tok;
+  g.num_groups = c.n_group;
+  g.topk_groups = c.topk_group;
+  g.scoring = c.scoring_func == ScoringFunc::kSigmoid ? GateScoring::kSigmoid
+                                                      : GateScoring::kSoftmax;
+  switch (c.topk_method) {
+    case TopkMethod::kGreedy: g.method = GateTopk::kGreedy; break;
+    case TopkMethod::kGroupLimitedGreedy: g.method = GateTopk::kGroupLimitedGreedy; break;
+    case TopkMethod::kNoauxTc: g.method = GateTopk::kNoauxTc; break;
+  }
+  g.renormalize = c.norm_topk_prob;
+  g.routed_scaling_factor = static_cast<float>(c.routed_scaling_factor);
+  return g;
+}
+
+RopeParams rope_params(const ModelConfig& c) {
+  RopeParams r;
+  r.rotary_dim = c.qk_rope_head_dim;
+  r.theta = c.rope_theta;
+  r.yarn = c.rope_scaling.yarn;
+  r.factor = c.rope_scaling.factor;
+  r.original_max_position = c.rope_scaling.original_max_position_embeddings;
+  r.beta_fast = c.rope_scaling.beta_fast;
+  r.beta_slow = c.rope_scaling.beta_slow;
+  r.mscale = c.rope_scaling.mscale;
+  r.mscale_all_dim = c.rope_scaling.mscale_all_dim;
+  return r;
+}
+
+StatusOr<GatedMlp> load_mlp(const WeightLoader& w, const std::string& prefix, int64_t hidden,
+                            int64_t inter) {
+  MS_ASSIGN_OR_RETURN(Tensor g, w.linear(prefix + "gate_proj.weight", inter, hidden));
+  MS_ASSIGN_OR_RETURN(Tensor u, w.linear(prefix + "up_proj.weight", inter, hidden));
+  MS_ASSIGN_OR_RETURN(Tensor d, w.linear(prefix + "down_proj.weight", hidden, inter));
+  return GatedMlp::create(std::move(g), std::move(u), std::move(d));
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<DeepseekModel>> DeepseekModel::load(const std::string& dir,
+                                                             const ModelLoadOptions& opts) {
+  auto m = std::unique_ptr<DeepseekModel>(new DeepseekModel());
+  MS_ASSIGN_OR_RETURN(m->cfg_, load_model_config(dir));
+  MS_ASSIGN_OR_RETURN(Checkpoint ck, Checkpoint::open(dir));
+  m->ckpt_ = std::make_shared<Checkpoint>(std::move(ck));
+  const ModelConfig& c = m->cfg_;
+  const WeightLoader w(*m->ckpt_, c);
+  const int64_t H = c.hidden_size;
+  m->rope_ = std::make_unique<RopeTable>(rope_params(c));
+
+  MS_ASSIGN_OR_RETURN(m->embed_, w.embedding("model.embed_tokens.weight", c.vocab_size, H));
+  MS_ASSIGN_OR_RETURN(m->final_norm_, w.vector_f32("model.norm.weight", H));
+  Tensor head;
+  if (c.tie_word_embeddings && !w.has("lm_head.weight")) {
+    head = m->embed_;
+  } else {
+    MS_ASSIGN_OR_RETURN(head, w.linear("lm_head.weight", c.vocab_size, H));
+  }
+  MS_ASSIGN_OR_RETURN(m->lm_head_, Linear::create(head));
+
+  const size_t total = static_cast<size_t>(c.num_hidden_layers);
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const std::string p = absl::StrCat("model.layers.", l, ".");
+    Layer layer;
+    MS_ASSIGN_OR_RETURN(layer.input_norm, w.vector_f32(p + "input_layernorm.weight", H));
+    MS_ASSIGN_OR_RETURN(layer.post_norm, w.vector_f32(p + "post_attention_layernorm.weight", H));
+    MS_ASSIGN_OR_RETURN(MlaAttention attn, MlaAttention::load(w, c, l, m->rope_.get()));
+    layer.attn = std::make_unique<MlaAttention>(std::move(attn));
+    if (c.is_moe_layer(l)) {
+      const int64_t I = c.moe_intermediate_size, E = c.n_routed_experts;
+      auto experts = std::make_shared<ExpertWeights>();
+      experts->hidden = H;
+      for (int64_t e = 0; e < E; ++e) {
+        MS_ASSIGN_OR_RETURN(GatedMlp mlp,
+                            load_mlp(w, absl::StrCat(p, "mlp.experts.", e, "."), H, I));
+        experts->experts.push_back(std::move(mlp));
+      }
+      std::optional<GatedMlp> shared;
+      if (c.n_shared_experts > 0) {
+        MS_ASSIGN_OR_RETURN(shared,
+                            load_mlp(w, p + "mlp.shared_experts.", H, I * c.n_shared_experts));
+      }
+      MS_ASSIGN_OR_RETURN(Tensor gw, w.linear(p + "mlp.gate.weight", E, H));
+      Tensor bias;
+      const std::string bname = p + "mlp.gate.e_score_correction_bias";
+      if (w.has(bname)) {
+        MS_ASSIGN_OR_RETURN(bias, w.vector_f32(bname, E));
+      }
+      auto moe = make_local_moe_layer(gate_params(c), std::move(gw), std::move(bias),
+                                      std::move(shared), std::move(experts), opts.experts_format);
+      if (!moe.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(dir, ": layer ", l, ": ", moe.status().message()));
+      }
+      layer.moe.emplace(std::move(*moe));
+    } else {
+      MS_ASSIGN_OR_RETURN(GatedMlp mlp, load_mlp(w, p + "mlp.", H, c.intermediate_size));
+      layer.dense = std::move(mlp);
+    }
+    m->layers_.push_back(std::move(layer));
+    if (opts.progress) opts.progress(static_cast<size_t>(l + 1), total);
+  }
+  return m;
+}
+
+Status DeepseekModel::validate_batch(const ForwardBatch& b, const LatentCache& cache) const {
+  if (cache.num_layers() != cfg_.num_hidden_layers || cache.entry_dim() != cache_entry_dim()) {
+    return absl::InvalidArgumentError("forward: KV cache geometry does not match the model");
+  }
+  int64_t row = 0;
+  for (const SeqChunk& s : b.seqs) {
+    if (s.token_begin != row || s.num_tokens <= 0 || s.num_computed < 0) {
+      return absl::InvalidArgumentError("forward: sequence chunks must tile the token rows");
+    }
+    row += s.num_tokens;
+    const int64_t need = (s.num_computed + s.num_tokens + cache.block_size() - 1) /
+                         cache.block_size();
+    if (s.num_blocks < need ||
+        s.block_table_begin + s.num_blocks > static_cast<int64_t>(b.block_tables.size())) {
+      return absl::InvalidArgumentError("forward: block table does not cover the chunk");
+    }
+    for (int64_t i = 0; i < need; ++i) {
+      const int32_t blk = b.block_tables[s.block_table_begin + i];
+      if (blk < 0 || blk >= cache.num_blocks()) {
+        return absl::InvalidArgumentError(absl::StrCat("forward: block id ", blk, " out of range"));
+      }
+    }
+    if (s.num_computed + s.num_tokens > cfg_.max_position_embeddings &&
+        !cfg_.rope_scaling.yarn) {
+      return absl::InvalidArgumentError("forward: position beyond max_position_embeddings");
+    }
+  }
+  if (row != b.num_tokens()) {
+    return absl::InvalidArgumentError("forward: sequence chunks must tile the token rows");
+  }
+  for (int32_t t : b.tokens) {
+    if (t < 0 || t >= cfg_.vocab_size) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("token id ", t, " is outside the vocabulary [0, ", cfg_.vocab_size, ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+void DeepseekModel::embed(const ForwardBatch& b, float* h) const {
+  const int64_t H = cfg_.hidden_size;
+  parallel_for(b.num_tokens(), [&](int64_t lo, int64_t hi) {
+    for (int64_t t = lo; t < hi; ++t) {
+      const int64_t id = b.tokens[t];
+      if (embed_.dtype() == DType::kBF16) {
+        bf16_to_f32(embed_.data<uint16_t>() + id * H, h + t * H, H);
+      } else {
+        std::memcpy(h + t * H, embed_.data<float>() + id * H, H * sizeof(float));
+      }
+    }
+  });
+}
+
+Status DeepseekModel::forward(const ForwardBatch& batch, const LatentCache& cache,
+                              std::vector<float>* logits, std::vector<MoeRouting>* routing) {
+  MS_RETURN_IF_ERROR(validate_batch(batch, cache));
+  const int64_t T = batch.num_tokens(), H = cfg_.hidden_size;
+  const float eps = static_cast<float>(cfg_.rms_norm_eps);
+  std::vector<float> h(static_cast<size_t>(T * H));    // [T, H] residual stream
+  std::vector<float> x(static_cast<size_t>(T * H));    // [T, H] normalised
+  std::vector<float> out(static_cast<size_t>(T * H));  // [T, H] sublayer output
+  embed(batch, h.data());
+  if (routing) routing->assign(layers_.size(), MoeRouting{});
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    Layer& layer = layers_[l];
+    rmsnorm(h.data(), H, layer.input_norm.data<float>(), x.data(), H, T, H, eps);
+    MS_RETURN_IF_ERROR(layer.attn->forward(x.data(), batch, cache, static_cast<int64_t>(l),
+                                           out.data()));
+    axpy(1.0f, out.data(), h.data(), T * H);
+    rmsnorm(h.data(), H, layer.post_norm.data<float>(), x.data(), H, T, H, eps);
+    if (layer.moe) {
+      MS_RETURN_IF_ERROR(
+          layer.moe->forward(x.data(), T, out.data(), routing ? &(*routing)[l] : nullptr));
+    } else {
+      layer.dense->forward(x.data(), T, out.data());
+    }
+    axpy(1.0f, out.data(), h.data(), T * H);
+  }
+  // Final norm and LM head only for the rows that need logits.
+  std::vector<float> last;
+  for (const SeqChunk& s : batch.seqs) {
+    if (!s.need_logits) continue;
+    const float* row = h.data() + (s.token_begin + s.num_tokens - 1) * H;
+    last.insert(last.end(), row, row + H);
+  }
+  const int64_t n = static_cast<int64_t>(last.size()) / H;
+  rmsnorm(last.data(), H, final_norm_.data<float>(), last.data(), H, n, H, eps);
+  logits->assign(static_cast<size_t>(n * cfg_.vocab_size), 0.0f);
+  if (n > 0) lm_head_.forward(last.data(), n, logits->data());
+  return absl::OkStatus();
+}
+
+}  // namespace moeserve
