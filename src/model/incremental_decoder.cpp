@@ -9,7 +9,7 @@ std::string IncrementalDecoder::push(int32_t id) {
   if (tokenizer_->id_to_token(id).empty()) return out;
   if (skip_special_tokens_ && tokenizer_->is_special(id)) return out;
   if (tokenizer_->joins_with_spaces() && emitted_token_) pending_.push_back(' ');
-  pending_ += tokenizer_->token_bytes(id);
+  pending_.append(tokenizer_->token_bytes(id));
   emitted_token_ = true;
   const size_t consumed = utf8_append_lossy(pending_, /*final=*/false, &out);
   pending_.erase(0, consumed);

@@ -83,6 +83,14 @@ Status Tokenizer::parse(const Json& root, const JsonFields& fields) {
   vocab_size_ = model_.id_limit();
   for (const AddedToken& t : added_.tokens()) vocab_size_ = std::max<int64_t>(vocab_size_, t.id + 1);
   if (!template_prefix_.empty()) bos_id_ = template_prefix_.front();
+  token_bytes_.resize(static_cast<size_t>(vocab_size_));
+  for (int32_t id = 0; id < vocab_size_; ++id) {
+    const std::string_view token = id_to_token(id);
+    std::string& bytes = token_bytes_[static_cast<size_t>(id)];
+    if (decoder_ != Decoder::kByteLevel || !byte_level_decode_token(token, &bytes)) {
+      bytes.assign(token);
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -284,13 +292,6 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
   return ids;
 }
 
-std::string Tokenizer::token_bytes(int32_t id) const {
-  const std::string_view token = id_to_token(id);
-  std::string out;
-  if (decoder_ == Decoder::kByteLevel && byte_level_decode_token(token, &out)) return out;
-  return std::string(token);
-}
-
 std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_tokens) const {
   std::string bytes;
   bool first = true;
@@ -298,7 +299,7 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_to
     if (id_to_token(id).empty()) continue;
     if (skip_special_tokens && is_special(id)) continue;
     if (decoder_ == Decoder::kNone && !first) bytes.push_back(' ');
-    bytes += token_bytes(id);
+    bytes.append(token_bytes(id));
     first = false;
   }
   return utf8_lossy(bytes);

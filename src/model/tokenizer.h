@@ -53,8 +53,11 @@ class Tokenizer {
   std::string decode(std::span<const int32_t> ids, bool skip_special_tokens = true) const;
 
   // The raw bytes token `id` contributes to decode() output (before UTF-8 repair), or empty
-  // for an unknown id. Also what OpenAI logprobs report as a token's "bytes".
-  std::string token_bytes(int32_t id) const;
+  // for an unknown id. Also what OpenAI logprobs report as a token's "bytes". Precomputed.
+  std::string_view token_bytes(int32_t id) const {
+    if (id < 0 || static_cast<size_t>(id) >= token_bytes_.size()) return {};
+    return token_bytes_[static_cast<size_t>(id)];
+  }
   // True when decode() joins tokens with single spaces (no decoder in tokenizer.json).
   bool joins_with_spaces() const { return decoder_ == Decoder::kNone; }
 
@@ -96,6 +99,7 @@ class Tokenizer {
   std::optional<int32_t> bos_id_;
   std::optional<int32_t> eos_id_;
   std::string chat_template_;
+  std::vector<std::string> token_bytes_;  // [vocab_size_] decoded bytes of each id
 };
 
 }  // namespace moeserve
