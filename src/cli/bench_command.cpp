@@ -1,0 +1,117 @@
+// `moeserve bench model MODEL [--prompt-len 512] [--decode-tokens 64] [--runs 3] [--json]`:
+// prefill and batch-1 decode speed of a checkpoint, each beside this machine's ceiling measured
+// in the same run (oneDNN matmul rate for prefill, DRAM read bandwidth for decode).
+#include <algorithm>
+#include <cstdio>
+#include <iostream>
+#include <random>
+
+#include "CLI/CLI.hpp"
+#include "cli/commands.h"
+#include "cli/model_cost.h"
+#include "cli/offline_generator.h"
+#include "core/cpu_features.h"
+#include "core/logging.h"
+#include "core/parallel.h"
+#include "kernels/ceilings.h"
+#include "nlohmann/json.hpp"
+
+namespace moeserve {
+namespace {
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+int bench_model(int argc, char** argv) {
+  CLI::App app{"Prefill/decode speed against this machine's ceilings", "moeserve bench model"};
+  std::string dir;
+  int64_t prompt_len = 512, decode_tokens = 64;
+  int runs = 3;
+  bool json = false;
+  app.add_option("MODEL", dir, "checkpoint directory")->required();
+  app.add_option("--prompt-len", prompt_len, "prefill length")->check(CLI::PositiveNumber);
+  app.add_option("--decode-tokens", decode_tokens, "decode steps")->check(CLI::PositiveNumber);
+  app.add_option("--runs", runs, "repetitions (median reported)")->check(CLI::Range(1, 100));
+  app.add_flag("--json", json, "print one JSON object");
+  CLI11_PARSE(app, argc, argv);
+
+  auto model = DeepseekModel::load(dir);
+  if (!model.ok()) {
+    std::fprintf(stderr, "moeserve bench model: %s\n", std::string(model.status().message()).c_str());
+    return 1;
+  }
+  const ModelConfig& c = (*model)->config();
+  std::mt19937 rng(1);
+  std::vector<int32_t> prompt(prompt_len);
+  for (auto& t : prompt) t = static_cast<int32_t>(rng() % c.vocab_size);
+  GenerateOptions g;
+  g.max_tokens = decode_tokens + 1;
+  g.ignore_eos = true;
+
+  // Warm-up pass: faults the mmap'd weights in, creates oneDNN primitives.
+  auto warm = generate(**model, prompt, g);
+  if (!warm.ok()) {
+    std::fprintf(stderr, "moeserve bench model: %s\n", std::string(warm.status().message()).c_str());
+    return 1;
+  }
+  std::vector<double> prefill_s, decode_s, gemm, dram;
+  for (int r = 0; r < runs; ++r) {
+    auto res = generate(**model, prompt, g);
+    if (!res.ok()) return 1;
+    prefill_s.push_back(res->prefill_seconds);
+    decode_s.push_back(res->decode_seconds / static_cast<double>(decode_tokens));
+    // Ceilings interleaved with the model runs so both see the same machine state.
+    gemm.push_back(measure_onednn_matmul_gflops(true).gflops);
+    dram.push_back(measure_dram_read_gbps());
+  }
+  const MatmulRate rate_kind = measure_onednn_matmul_gflops(true, 512, 1);
+  const double wb = static_cast<double>(dtype_size((*model)->weight_dtype()));
+  const double flops = prefill_flops(c, prompt_len);
+  const double ctx_mid = static_cast<double>(prompt_len) + decode_tokens / 2.0;
+  const double bytes = decode_bytes(c, static_cast<int64_t>(ctx_mid), wb);
+  const double prefill_gflops = flops / median(prefill_s) / 1e9;
+  const double decode_gbps = bytes / median(decode_s) / 1e9;
+  nlohmann::json out = {
+      {"model", dir},
+      {"threads", num_threads()},
+      {"isa", std::string(isa_name(isa_level()))},
+      {"prompt_len", prompt_len},
+      {"decode_tokens", decode_tokens},
+      {"prefill_seconds", median(prefill_s)},
+      {"prefill_tokens_per_s", prompt_len / median(prefill_s)},
+      {"prefill_gflops", prefill_gflops},
+      {"onednn_matmul_gflops", median(gemm)},
+      {"onednn_matmul_dtype", rate_kind.bf16 ? "bf16" : "f32"},
+      {"prefill_ratio", prefill_gflops / median(gemm)},
+      {"decode_ms_per_token", median(decode_s) * 1e3},
+      {"decode_tokens_per_s", 1.0 / median(decode_s)},
+      {"decode_bytes_per_token", bytes},
+      {"decode_gbps", decode_gbps},
+      {"dram_read_gbps", median(dram)},
+      {"decode_ratio", decode_gbps / median(dram)},
+  };
+  if (json) {
+    std::cout << out.dump() << std::endl;
+  } else {
+    std::printf("prefill: %lld tokens in %.3f s = %.1f tok/s, %.1f GFLOP/s vs oneDNN %s matmul %.1f GFLOP/s -> %.0f%%\n",
+                static_cast<long long>(prompt_len), median(prefill_s), prompt_len / median(prefill_s),
+                prefill_gflops, rate_kind.bf16 ? "bf16" : "f32", median(gemm),
+                100.0 * prefill_gflops / median(gemm));
+    std::printf("decode:  %.2f ms/token = %.2f tok/s, %.2f GB/s (%.0f MB/token) vs DRAM read %.2f GB/s -> %.0f%%\n",
+                median(decode_s) * 1e3, 1.0 / median(decode_s), decode_gbps, bytes / 1e6,
+                median(dram), 100.0 * decode_gbps / median(dram));
+  }
+  return 0;
+}
+
+}  // namespace
+
+int bench_main(int argc, char** argv) {
+  if (argc >= 2 && std::string(argv[1]) == "model") return bench_model(argc - 1, argv + 1);
+  std::fprintf(stderr, "usage: moeserve bench model MODEL [options]\n");
+  return 2;
+}
+
+}  // namespace moeserve

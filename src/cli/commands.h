@@ -1,0 +1,10 @@
+// Entry points of the `moeserve` subcommands; each parses its own arguments.
+#pragma once
+
+namespace moeserve {
+
+int gen_model_main(int argc, char** argv);
+int run_main(int argc, char** argv);
+int bench_main(int argc, char** argv);
+
+}  // namespace moeserve

@@ -1,0 +1,37 @@
+// moeserve: serve DeepSeek-style MoE models. Dispatches to the subcommand.
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "cli/commands.h"
+#include "core/logging.h"
+
+namespace {
+
+void usage() {
+  std::fprintf(stderr,
+               "usage: moeserve <command> [options]\n"
+               "commands:\n"
+               "  gen-model OUT   write a random Hugging Face DeepSeek-V2/V3 checkpoint\n"
+               "  run MODEL       generate text offline\n"
+               "  bench model     prefill/decode speed against this machine's ceilings\n"
+               "run 'moeserve <command> --help' for its options\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  moeserve::init_logging();
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    usage();
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string cmd = argv[1];
+  // Subcommands see "moeserve <cmd>" as their program name.
+  if (cmd == "gen-model") return moeserve::gen_model_main(argc - 1, argv + 1);
+  if (cmd == "run") return moeserve::run_main(argc - 1, argv + 1);
+  if (cmd == "bench") return moeserve::bench_main(argc - 1, argv + 1);
+  std::fprintf(stderr, "moeserve: unknown command '%s'\n", cmd.c_str());
+  usage();
+  return 2;
+}
