@@ -16,8 +16,8 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string temp_dir(const std::string& name) {
-  const fs::path p = fs::path(testing::TempDir()) /
-                     ("moeserve_ckpt_" + name + "_" + std::to_string(::getpid()));
+  const fs::path p =
+      fs::path(testing::TempDir()) / ("moeserve_ckpt_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(p);
   fs::create_directories(p);
   return p.string();
@@ -45,7 +45,9 @@ std::string read(const std::string& path) {
   return ss.str();
 }
 
-void write(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+void write(const std::string& path, const std::string& text) {
+  std::ofstream(path) << text;
+}
 
 bool contains(const Status& s, const std::string& needle) {
   return std::string(s.message()).find(needle) != std::string::npos;

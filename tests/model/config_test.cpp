@@ -335,8 +335,7 @@ TEST(ConfigTest, RejectsUnsupportedModels) {
   expect_error(kDeepseekV3, R"({"architectures": []})", {"architectures"});
   expect_error(kDeepseekV3, R"({"rope_scaling": {"type": "linear", "factor": 2}})",
                {"rope_scaling.type", "linear"});
-  expect_error(kDeepseekV3, R"({"rope_scaling": {"rope_type": "yarn"}})",
-               {"rope_scaling.factor"});
+  expect_error(kDeepseekV3, R"({"rope_scaling": {"rope_type": "yarn"}})", {"rope_scaling.factor"});
   expect_error(kDeepseekV3, R"({"topk_method": "top2"})", {"topk_method", "top2"});
   expect_error(kDeepseekV3, R"({"scoring_func": "relu"})", {"scoring_func", "relu"});
   expect_error(kDeepseekV3, R"({"hidden_act": "gelu"})", {"hidden_act"});
@@ -391,13 +390,12 @@ TEST(ConfigTest, RejectsBadTypesAndValues) {
 }
 
 TEST(ConfigTest, LoadNamesThePath) {
-  const std::filesystem::path dir = std::filesystem::path(testing::TempDir()) /
-                                    ("moeserve_cfg_" + std::to_string(::getpid()));
+  const std::filesystem::path dir =
+      std::filesystem::path(testing::TempDir()) / ("moeserve_cfg_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   auto missing = load_model_config(dir.string() + "/absent");
   ASSERT_FALSE(missing.ok());
-  EXPECT_NE(std::string(missing.status().message()).find("absent/config.json"),
-            std::string::npos);
+  EXPECT_NE(std::string(missing.status().message()).find("absent/config.json"), std::string::npos);
   std::ofstream(dir / "config.json") << kDeepseekV2Lite;
   auto ok = load_model_config(dir.string());
   ASSERT_TRUE(ok.ok()) << ok.status();

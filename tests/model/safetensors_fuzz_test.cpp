@@ -30,16 +30,14 @@ std::vector<std::string> seeds() {
   out.push_back(with_length(
       R"({"__metadata__":{"format":"pt"},"w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]}})",
       std::string(24, '\x01')));
-  out.push_back(with_length(
-      R"({"a":{"dtype":"BF16","shape":[4],"data_offsets":[8,16]},)"
-      R"("b":{"dtype":"I64","shape":[1],"data_offsets":[0,8]},)"
-      R"("c":{"dtype":"U8","shape":[0,7],"data_offsets":[16,16]},)"
-      R"("d":{"dtype":"F8_E4M3","shape":[],"data_offsets":[16,17]}}    )",
-      std::string(17, '\x02')));
-  out.push_back(with_length(
-      R"(  {"x":{"dtype":"BOOL","shape":[3],"data_offsets":[0,3]},)"
-      R"("y":{"dtype":"F64","shape":[1,1],"data_offsets":[3,11]}})",
-      std::string(11, '\x03')));
+  out.push_back(with_length(R"({"a":{"dtype":"BF16","shape":[4],"data_offsets":[8,16]},)"
+                            R"("b":{"dtype":"I64","shape":[1],"data_offsets":[0,8]},)"
+                            R"("c":{"dtype":"U8","shape":[0,7],"data_offsets":[16,16]},)"
+                            R"("d":{"dtype":"F8_E4M3","shape":[],"data_offsets":[16,17]}}    )",
+                            std::string(17, '\x02')));
+  out.push_back(with_length(R"(  {"x":{"dtype":"BOOL","shape":[3],"data_offsets":[0,3]},)"
+                            R"("y":{"dtype":"F64","shape":[1,1],"data_offsets":[3,11]}})",
+                            std::string(11, '\x03')));
   return out;
 }
 
@@ -149,8 +147,7 @@ std::string mutate(const std::string& seed, size_t buffer_size, std::mt19937_64&
     }
     case 3: {  // byte insertion (JSON-significant or random), length fixed or not
       const size_t pos = 8 + pick(img.size() - 8 + 1);
-      const char c = pick(2) ? kJsonBytes[pick(sizeof(kJsonBytes) - 1)]
-                             : static_cast<char>(rng());
+      const char c = pick(2) ? kJsonBytes[pick(sizeof(kJsonBytes) - 1)] : static_cast<char>(rng());
       img.insert(pos, 1, c);
       return pick(2) ? fix_length(img, buffer_size) : img;
     }
@@ -199,7 +196,7 @@ TEST(SafetensorsFuzzTest, MutatedHeadersKeepInvariants) {
   std::mt19937_64 rng(42);
   size_t tensors = 0;
   int accepted = 0, rejected = 0;
-  for (int iter = 0; iter < 40000; ++iter) {
+  for (int iter = 0; iter < 25000; ++iter) {
     const size_t s = rng() % base.size();
     std::string img = base[s];
     // Stack up to three mutations.
@@ -219,8 +216,8 @@ TEST(SafetensorsFuzzTest, MutatedHeadersKeepInvariants) {
   RecordProperty("rejected", rejected);
   RecordProperty("accepted_tensors", static_cast<int>(tensors));
   // Both outcomes must occur, or the mutations are not exercising the validator.
-  EXPECT_GT(accepted, 100);
-  EXPECT_GT(rejected, 10000);
+  EXPECT_GT(accepted, 50);
+  EXPECT_GT(rejected, 5000);
 }
 
 }  // namespace

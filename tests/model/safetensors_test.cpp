@@ -44,8 +44,8 @@ void expect_error(const std::string& img, std::initializer_list<std::string> nee
 }
 
 std::string temp_dir(const std::string& name) {
-  const fs::path p = fs::path(testing::TempDir()) /
-                     ("moeserve_st_" + name + "_" + std::to_string(::getpid()));
+  const fs::path p =
+      fs::path(testing::TempDir()) / ("moeserve_st_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(p);
   fs::create_directories(p);
   return p.string();
@@ -138,15 +138,15 @@ TEST(SafetensorsTest, AcceptsWhitespaceAroundHeader) {
 
 TEST(SafetensorsTest, ParsesEveryReferenceDtypeName) {
   const std::pair<const char*, bool> names[] = {
-      {"BOOL", true},        {"F4", false},         {"F6_E2M3", false}, {"F6_E3M2", false},
-      {"U8", true},          {"I8", true},          {"F8_E5M2", false}, {"F8_E4M3", true},
-      {"F8_E8M0", false},    {"F8_E4M3FNUZ", false}, {"F8_E5M2FNUZ", false}, {"I16", false},
-      {"U16", false},        {"F16", true},         {"BF16", true},     {"I32", true},
-      {"U32", false},        {"F32", true},         {"I64", true},      {"U64", false},
-      {"F64", true},         {"C64", false}};
+      {"BOOL", true},     {"F4", false},          {"F6_E2M3", false},     {"F6_E3M2", false},
+      {"U8", true},       {"I8", true},           {"F8_E5M2", false},     {"F8_E4M3", true},
+      {"F8_E8M0", false}, {"F8_E4M3FNUZ", false}, {"F8_E5M2FNUZ", false}, {"I16", false},
+      {"U16", false},     {"F16", true},          {"BF16", true},         {"I32", true},
+      {"U32", false},     {"F32", true},          {"I64", true},          {"U64", false},
+      {"F64", true},      {"C64", false}};
   for (const auto& [name, supported] : names) {
-    const std::string hdr = std::string(R"({"x":{"dtype":")") + name +
-                            R"(","shape":[0],"data_offsets":[0,0]}})";
+    const std::string hdr =
+        std::string(R"({"x":{"dtype":")") + name + R"(","shape":[0],"data_offsets":[0,0]}})";
     const Status s = parse(image(hdr, 0));
     EXPECT_EQ(s.ok(), supported) << name << ": " << s;
     if (!supported) {
@@ -181,11 +181,9 @@ TEST(SafetensorsTest, RejectsMalformedEntries) {
   expect_error(image(R"({"w":{"shape":[1],"data_offsets":[0,4]}})", 4), {"'w'", "dtype"});
   expect_error(image(R"({"w":{"dtype":"F32","data_offsets":[0,4]}})", 4), {"'w'", "shape"});
   expect_error(image(R"({"w":{"dtype":"F32","shape":[1]}})", 4), {"'w'", "data_offsets"});
-  expect_error(
-      image(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"extra":1}})", 4),
-      {"'w'", "unexpected field 'extra'"});
-  expect_error(image(R"({"w":{"dtype":5,"shape":[1],"data_offsets":[0,4]}})", 4),
-               {"'w'", "dtype"});
+  expect_error(image(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"extra":1}})", 4),
+               {"'w'", "unexpected field 'extra'"});
+  expect_error(image(R"({"w":{"dtype":5,"shape":[1],"data_offsets":[0,4]}})", 4), {"'w'", "dtype"});
 }
 
 TEST(SafetensorsTest, RejectsBadShapes) {
@@ -244,8 +242,7 @@ TEST(SafetensorsTest, RejectsOverlapHolesAndSizeMismatch) {
                {"'b'", "hole"});
   expect_error(image(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8),
                {"'a'", "hole"});
-  expect_error(image(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", 12),
-               {"file is"});
+  expect_error(image(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", 12), {"file is"});
   expect_error(image(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
                      R"("a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
                      8),
@@ -266,8 +263,7 @@ TEST(SafetensorsTest, OpenNamesFileOnErrors) {
   const std::string dir = temp_dir("open");
   auto missing = SafetensorsFile::open(dir + "/absent.safetensors");
   ASSERT_FALSE(missing.ok());
-  EXPECT_NE(std::string(missing.status().message()).find("absent.safetensors"),
-            std::string::npos);
+  EXPECT_NE(std::string(missing.status().message()).find("absent.safetensors"), std::string::npos);
   const std::string path = dir + "/short.safetensors";
   std::ofstream(path) << "abc";
   auto short_file = SafetensorsFile::open(path);
