@@ -18,7 +18,9 @@ ProgressBar::ProgressBar(std::string label, uint64_t total, bool bytes, std::FIL
       start_(std::chrono::steady_clock::now()),
       last_draw_(start_ - std::chrono::seconds(1)) {}
 
-ProgressBar::~ProgressBar() { finish(); }
+ProgressBar::~ProgressBar() {
+  finish();
+}
 
 std::string ProgressBar::amount(uint64_t v) const {
   if (!bytes_) return absl::StrFormat("%d", v);
@@ -57,9 +59,8 @@ void ProgressBar::draw(bool final_line) {
   const double frac = total_ == 0 ? 0.0 : static_cast<double>(done_) / static_cast<double>(total_);
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  std::string line =
-      absl::StrFormat("%s %3d%% %s/%s %.1fs", label_, static_cast<int>(frac * 100.0),
-                      amount(done_), amount(total_), secs);
+  std::string line = absl::StrFormat("%s %3d%% %s/%s %.1fs", label_, static_cast<int>(frac * 100.0),
+                                     amount(done_), amount(total_), secs);
   if (tty_) {
     constexpr int kWidth = 30;
     const int filled = static_cast<int>(frac * kWidth);

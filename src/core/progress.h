@@ -1,6 +1,9 @@
 // A one-line progress report for long loads (checkpoints of hundreds of GiB).
 // On a terminal it redraws one line in place (at most every 100 ms); otherwise it prints one
 // line at each further 10% step, so logs stay short. Not thread-safe: one owner calls update().
+// With a checkpoint:
+//   ProgressBar bar("loading " + dir, 0);
+//   auto ckpt = Checkpoint::open(dir, [&](size_t done, size_t n) { bar.update(done, n); });
 #pragma once
 
 #include <chrono>

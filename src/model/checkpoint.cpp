@@ -56,16 +56,16 @@ StatusOr<IndexContents> read_index(const fs::path& path) {
   std::set<std::string> files;
   for (const auto& [name, file] : root["weight_map"].items()) {
     if (!file.is_string()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          where, ": weight_map entry for '", name, "' must be a file name string"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": weight_map entry for '", name, "' must be a file name string"));
     }
     const std::string& f = file.get_ref<const std::string&>();
     const fs::path p(f);
     if (f.empty() || p.is_absolute() ||
         std::any_of(p.begin(), p.end(), [](const fs::path& part) { return part == ".."; })) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          where, ": weight_map entry for '", name, "' names '", f,
-          "', which is not a file inside the checkpoint directory"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": weight_map entry for '", name, "' names '", f,
+                       "', which is not a file inside the checkpoint directory"));
     }
     files.insert(f);
     out.weight_map.emplace(name, f);
@@ -147,7 +147,9 @@ StatusOr<Checkpoint> Checkpoint::open(const std::string& dir,
   return ckpt;
 }
 
-bool Checkpoint::has(std::string_view name) const { return by_name_.find(name) != by_name_.end(); }
+bool Checkpoint::has(std::string_view name) const {
+  return by_name_.find(name) != by_name_.end();
+}
 
 StatusOr<Tensor> Checkpoint::get(std::string_view name) const {
   const auto it = by_name_.find(name);
@@ -178,12 +180,13 @@ Status CheckpointWriter::write(const std::string& dir, int num_shards) const {
   }
   const size_t count = tensors_.size();
   if (num_shards > 1 && static_cast<size_t>(num_shards) > count) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "cannot split ", count, " tensors into ", num_shards, " non-empty shards"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot split ", count, " tensors into ", num_shards, " non-empty shards"));
   }
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (ec) return absl::PermissionDeniedError(absl::StrCat("cannot create ", dir, ": ", ec.message()));
+  if (ec)
+    return absl::PermissionDeniedError(absl::StrCat("cannot create ", dir, ": ", ec.message()));
   const fs::path root(dir);
 
   if (num_shards == 1) {
@@ -203,8 +206,8 @@ Status CheckpointWriter::write(const std::string& dir, int num_shards) const {
   uint64_t prev = 0;
   for (size_t i = 0; i < count; ++i) {
     const auto& [name, t] = tensors_[i];
-    const uint64_t ideal = total == 0 ? 0 : static_cast<uint64_t>(
-                                                static_cast<long double>(before) * n / total);
+    const uint64_t ideal =
+        total == 0 ? 0 : static_cast<uint64_t>(static_cast<long double>(before) * n / total);
     const uint64_t lo = std::max<uint64_t>(prev, n > count - i ? n - (count - i) : 0);
     const uint64_t hi = i == 0 ? 0 : std::min<uint64_t>(prev + 1, n - 1);
     const uint64_t s = std::clamp(ideal, lo, hi);

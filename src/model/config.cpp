@@ -13,7 +13,9 @@ namespace {
 using Json = nlohmann::json;
 
 // This Abseil's string_view is its own type: convert explicitly.
-absl::string_view av(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+absl::string_view av(std::string_view s) {
+  return absl::string_view(s.data(), s.size());
+}
 
 // Defaults of the Hugging Face config classes when a field is absent: DeepseekV3Config in
 // transformers, and DeepSeek's own configuration_deepseek.py for V2 (the class named by
@@ -85,7 +87,8 @@ class FieldReader {
       : obj_(obj), source_(source), prefix_(std::move(prefix)) {}
 
   Status error(std::string_view field, std::string_view msg) const {
-    return absl::InvalidArgumentError(absl::StrCat(av(source_), ": ", prefix_, av(field), " ", av(msg)));
+    return absl::InvalidArgumentError(
+        absl::StrCat(av(source_), ": ", prefix_, av(field), " ", av(msg)));
   }
   const Json* find(std::string_view field) const {
     const auto it = obj_.find(field);
@@ -146,7 +149,8 @@ class FieldReader {
   Status bool_field(std::string_view field, bool* out) const {
     const Json* v = find(field);
     if (v == nullptr) return absl::OkStatus();
-    if (!v->is_boolean()) return error(field, absl::StrCat("must be true or false, got ", v->dump()));
+    if (!v->is_boolean())
+      return error(field, absl::StrCat("must be true or false, got ", v->dump()));
     *out = v->get<bool>();
     return absl::OkStatus();
   }
@@ -189,8 +193,8 @@ StatusOr<Architecture> detect_architecture(const FieldReader& r, const Json& roo
                                   " (supported: DeepseekV2ForCausalLM, DeepseekV3ForCausalLM)"));
     }
     if (from_type && *from_type != arch) {
-      return r.error("model_type", absl::StrCat("'", model_type, "' contradicts architectures[0] ",
-                                                name));
+      return r.error("model_type",
+                     absl::StrCat("'", model_type, "' contradicts architectures[0] ", name));
     }
     return arch;
   }
@@ -213,15 +217,16 @@ Status parse_rope_scaling(const Json& root, std::string_view source, RopeScaling
   MS_RETURN_IF_ERROR(r.string_field("type", &type));  // "type" wins when both are present
   if (type == "default") return absl::OkStatus();
   if (type != "yarn") {
-    return r.error("type", absl::StrCat("'", type,
-                                        "' is not supported; DeepSeek models use \"yarn\" or null"));
+    return r.error(
+        "type",
+        absl::StrCat("'", type, "' is not supported; DeepSeek models use \"yarn\" or null"));
   }
   RopeScaling rs;
   rs.yarn = true;
   if (!r.present("factor")) return r.error("factor", "is required for yarn");
   MS_RETURN_IF_ERROR(r.double_field("factor", &rs.factor));
-  MS_RETURN_IF_ERROR(r.int_field("original_max_position_embeddings",
-                                 &rs.original_max_position_embeddings));
+  MS_RETURN_IF_ERROR(
+      r.int_field("original_max_position_embeddings", &rs.original_max_position_embeddings));
   MS_RETURN_IF_ERROR(r.double_field("beta_fast", &rs.beta_fast));
   MS_RETURN_IF_ERROR(r.double_field("beta_slow", &rs.beta_slow));
   MS_RETURN_IF_ERROR(r.double_field("mscale", &rs.mscale));
@@ -243,8 +248,9 @@ Status parse_quantization(const Json& root, std::string_view source, ModelConfig
   std::string method;
   MS_RETURN_IF_ERROR(r.string_field("quant_method", &method));
   if (method != "fp8") {
-    return r.error("quant_method",
-                   absl::StrCat("'", method, "' is not supported (only \"fp8\" block quantization)"));
+    return r.error(
+        "quant_method",
+        absl::StrCat("'", method, "' is not supported (only \"fp8\" block quantization)"));
   }
   std::string fmt = "e4m3";
   MS_RETURN_IF_ERROR(r.string_field("fmt", &fmt));
@@ -307,8 +313,8 @@ Status validate(const ModelConfig& c, std::string_view source) {
                             c.num_hidden_layers, "], got ", c.first_k_dense_replace));
   }
   if (c.n_routed_experts < 0) {
-    return err(absl::StrCat("n_routed_experts must be >= 0 (null for dense), got ",
-                            c.n_routed_experts));
+    return err(
+        absl::StrCat("n_routed_experts must be >= 0 (null for dense), got ", c.n_routed_experts));
   }
   if (c.n_shared_experts < 0) {
     return err(absl::StrCat("n_shared_experts must be >= 0, got ", c.n_shared_experts));
@@ -327,27 +333,28 @@ Status validate(const ModelConfig& c, std::string_view source) {
                               ") must be divisible by n_group (", c.n_group, ")"));
     }
     if (c.topk_group > c.n_group) {
-      return err(absl::StrCat("topk_group (", c.topk_group, ") must be <= n_group (", c.n_group,
-                              ")"));
+      return err(
+          absl::StrCat("topk_group (", c.topk_group, ") must be <= n_group (", c.n_group, ")"));
     }
     if (c.topk_method != TopkMethod::kGreedy) {
       const int64_t reachable = c.topk_group * (c.n_routed_experts / c.n_group);
       if (c.num_experts_per_tok > reachable) {
         return err(absl::StrCat("num_experts_per_tok (", c.num_experts_per_tok,
-                                ") must be <= topk_group * n_routed_experts / n_group (",
-                                reachable, "): the selected groups hold too few experts"));
+                                ") must be <= topk_group * n_routed_experts / n_group (", reachable,
+                                "): the selected groups hold too few experts"));
       }
     }
   } else if (c.num_experts_per_tok < 0) {
     return err("num_experts_per_tok must be >= 0");
   }
-  if (!(c.rms_norm_eps > 0)) return err(absl::StrCat("rms_norm_eps must be > 0, got ", c.rms_norm_eps));
+  if (!(c.rms_norm_eps > 0))
+    return err(absl::StrCat("rms_norm_eps must be > 0, got ", c.rms_norm_eps));
   if (!(c.rope_theta > 0)) return err(absl::StrCat("rope_theta must be > 0, got ", c.rope_theta));
   if (!(c.routed_scaling_factor > 0)) {
     return err(absl::StrCat("routed_scaling_factor must be > 0, got ", c.routed_scaling_factor));
   }
-  for (const auto& [name, id] : {std::pair{"bos_token_id", c.bos_token_id},
-                                 std::pair{"eos_token_id", c.eos_token_id}}) {
+  for (const auto& [name, id] :
+       {std::pair{"bos_token_id", c.bos_token_id}, std::pair{"eos_token_id", c.eos_token_id}}) {
     if (id && (*id < 0 || *id >= c.vocab_size)) {
       return err(absl::StrCat(name, " (", *id, ") must be in [0, vocab_size=", c.vocab_size, ")"));
     }
@@ -497,9 +504,9 @@ std::string model_config_to_json(const ModelConfig& c) {
   j["num_experts_per_tok"] = c.num_experts_per_tok;
   j["n_group"] = c.n_group;
   j["topk_group"] = c.topk_group;
-  j["topk_method"] = c.topk_method == TopkMethod::kGreedy             ? "greedy"
+  j["topk_method"] = c.topk_method == TopkMethod::kGreedy               ? "greedy"
                      : c.topk_method == TopkMethod::kGroupLimitedGreedy ? "group_limited_greedy"
-                                                                       : "noaux_tc";
+                                                                        : "noaux_tc";
   j["scoring_func"] = c.scoring_func == ScoringFunc::kSoftmax ? "softmax" : "sigmoid";
   j["norm_topk_prob"] = c.norm_topk_prob;
   j["routed_scaling_factor"] = c.routed_scaling_factor;

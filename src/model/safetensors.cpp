@@ -32,12 +32,11 @@ struct DTypeSpelling {
   int bits;
 };
 constexpr DTypeSpelling kAllDTypes[] = {
-    {"BOOL", 8},         {"F4", 4},          {"F6_E2M3", 6},     {"F6_E3M2", 6},
-    {"U8", 8},           {"I8", 8},          {"F8_E5M2", 8},     {"F8_E4M3", 8},
-    {"F8_E8M0", 8},      {"F8_E4M3FNUZ", 8}, {"F8_E5M2FNUZ", 8}, {"I16", 16},
-    {"U16", 16},         {"F16", 16},        {"BF16", 16},       {"I32", 32},
-    {"U32", 32},         {"F32", 32},        {"I64", 64},        {"U64", 64},
-    {"F64", 64},         {"C64", 64},
+    {"BOOL", 8},        {"F4", 4},      {"F6_E2M3", 6}, {"F6_E3M2", 6}, {"U8", 8},
+    {"I8", 8},          {"F8_E5M2", 8}, {"F8_E4M3", 8}, {"F8_E8M0", 8}, {"F8_E4M3FNUZ", 8},
+    {"F8_E5M2FNUZ", 8}, {"I16", 16},    {"U16", 16},    {"F16", 16},    {"BF16", 16},
+    {"I32", 32},        {"U32", 32},    {"F32", 32},    {"I64", 64},    {"U64", 64},
+    {"F64", 64},        {"C64", 64},
 };
 
 std::string quote_name(std::string_view s) {
@@ -57,7 +56,9 @@ std::string quote_name(std::string_view s) {
 }
 
 // This Abseil's string_view is its own type: convert explicitly.
-absl::string_view av(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+absl::string_view av(std::string_view s) {
+  return absl::string_view(s.data(), s.size());
+}
 
 Status file_error(std::string_view source, std::string_view msg) {
   return absl::InvalidArgumentError(absl::StrCat("safetensors file ", av(source), ": ", av(msg)));
@@ -174,9 +175,9 @@ StatusOr<TensorInfo> parse_entry(const std::string& name, const Json& entry,
     const std::optional<uint64_t> dim =
         as_uint(d, static_cast<uint64_t>(std::numeric_limits<int64_t>::max()));
     if (!dim) {
-      return tensor_error(source, name,
-                          absl::StrCat("shape must be a list of non-negative integers, got ",
-                                       shape.dump()));
+      return tensor_error(
+          source, name,
+          absl::StrCat("shape must be a list of non-negative integers, got ", shape.dump()));
     }
     info.shape.push_back(static_cast<int64_t>(*dim));
     overflow = overflow || __builtin_mul_overflow(numel, *dim, &numel);
@@ -200,13 +201,12 @@ StatusOr<TensorInfo> parse_entry(const std::string& name, const Json& entry,
   const std::optional<uint64_t> begin = as_uint(offs[0], std::numeric_limits<uint64_t>::max());
   const std::optional<uint64_t> end = as_uint(offs[1], std::numeric_limits<uint64_t>::max());
   if (!begin || !end) {
-    return tensor_error(source, name,
-                        absl::StrCat("data_offsets must be two non-negative integers, got ",
-                                     offs.dump()));
+    return tensor_error(
+        source, name,
+        absl::StrCat("data_offsets must be two non-negative integers, got ", offs.dump()));
   }
   if (*begin > *end) {
-    return tensor_error(source, name,
-                        absl::StrCat("data_offsets begin ", *begin, " > end ", *end));
+    return tensor_error(source, name, absl::StrCat("data_offsets begin ", *begin, " > end ", *end));
   }
   info.begin = *begin;
   info.end = *end;
@@ -238,8 +238,8 @@ StatusOr<SafetensorsHeader> parse_safetensors_header(std::string_view prefix, ui
                                            file_size, "-byte file"));
   }
   if (prefix.size() - 8 < n) {
-    return file_error(source, absl::StrCat("only ", prefix.size(), " bytes given for a ", n,
-                                           "-byte header"));
+    return file_error(
+        source, absl::StrCat("only ", prefix.size(), " bytes given for a ", n, "-byte header"));
   }
   MS_ASSIGN_OR_RETURN(Json root, parse_header_json(prefix.substr(8, n), source));
   if (!root.is_object()) return file_error(source, "header must be a JSON object");
@@ -274,8 +274,8 @@ StatusOr<SafetensorsHeader> parse_safetensors_header(std::string_view prefix, ui
   for (const TensorInfo& t : header.tensors) {
     if (t.end > buffer_size) {
       return tensor_error(source, t.name,
-                          absl::StrCat("data_offsets [", t.begin, ", ", t.end,
-                                       "] run past the ", buffer_size, "-byte data buffer"));
+                          absl::StrCat("data_offsets [", t.begin, ", ", t.end, "] run past the ",
+                                       buffer_size, "-byte data buffer"));
     }
     if (t.begin > expected) {
       return tensor_error(source, t.name,
@@ -291,8 +291,8 @@ StatusOr<SafetensorsHeader> parse_safetensors_header(std::string_view prefix, ui
   }
   if (expected != buffer_size) {
     return file_error(source, absl::StrCat("file is ", file_size, " bytes but the header (", n,
-                                           " bytes) and tensors (", expected, " bytes) account for ",
-                                           8 + n + expected));
+                                           " bytes) and tensors (", expected,
+                                           " bytes) account for ", 8 + n + expected));
   }
   return header;
 }
@@ -302,8 +302,8 @@ StatusOr<SafetensorsHeader> parse_safetensors_header(std::string_view prefix, ui
 StatusOr<std::shared_ptr<SafetensorsFile>> SafetensorsFile::open(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    return absl::NotFoundError(absl::StrCat("cannot open safetensors file ", path, ": ",
-                                            std::strerror(errno)));
+    return absl::NotFoundError(
+        absl::StrCat("cannot open safetensors file ", path, ": ", std::strerror(errno)));
   }
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -430,8 +430,8 @@ Status SafetensorsWriter::write(const std::string& path) const {
     return absl::PermissionDeniedError(
         absl::StrCat("cannot create ", path, ": ", std::strerror(errno)));
   }
-  bool ok = std::fwrite(len, 1, 8, f) == 8 &&
-            std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  bool ok =
+      std::fwrite(len, 1, 8, f) == 8 && std::fwrite(text.data(), 1, text.size(), f) == text.size();
   for (const auto* entry : order) {
     if (!ok) break;
     const Tensor& t = entry->second;
