@@ -21,13 +21,16 @@ enum class Kind {
   kLmHead,  // 3/sqrt(hidden) spread, so next-token distributions are peaked; BF16 in fp8
   kNorm,    // 1 +- 0.1; BF16 in fp8 mode
   kLinear,  // 1/sqrt(in) spread; F8_E4M3 + scale_inv in fp8 mode
-  kRouter,  // 2/sqrt(hidden) spread so routing is decisive; BF16 in fp8 mode
+  kRouter,  // wide spread so routing is decisive; BF16 in fp8 mode
   kBias,    // e_score_correction_bias, +-0.1; F32 always
 };
 
 struct Spec {
   GenTensorSpec t;
   Kind kind;
+  // Router logit std: sigmoid scores separate best around 2 (wider saturates them);
+  // softmax ranks by logits, so a wider spread only makes routing more decisive.
+  float router_std = 2.0f;
 };
 
 constexpr int64_t kFp8Block = 128;
@@ -46,7 +49,8 @@ std::vector<Spec> build_specs(const ModelConfig& c, DType dtype) {
     } else if (kind == Kind::kBias) {
       dt = DType::kF32;
     }
-    out.push_back({{std::move(name), std::move(shape), dt, scale}, kind});
+    const float router_std = c.scoring_func == ScoringFunc::kSoftmax ? 4.0f : 2.0f;
+    out.push_back({{std::move(name), std::move(shape), dt, scale}, kind, router_std});
   };
   const int64_t h = c.hidden_size;
   const int64_t heads = c.num_attention_heads;
@@ -112,7 +116,7 @@ uint64_t name_key(uint64_t seed, const std::string& name) {
 // Element i of a tensor, as an f32 value. Uniform, so scale = half-width.
 class ValueGen {
  public:
-  ValueGen(uint64_t key, Kind kind, int64_t in_features) : key_(key) {
+  ValueGen(uint64_t key, Kind kind, int64_t in_features, float router_std) : key_(key) {
     const float root3 = std::sqrt(3.0f);  // uniform[-a,a] has std a/sqrt(3)
     const float inv_sqrt_in = 1.0f / std::sqrt(static_cast<float>(std::max<int64_t>(1, in_features)));
     switch (kind) {
@@ -120,7 +124,7 @@ class ValueGen {
       case Kind::kLmHead: half_ = 3.0f * root3 * inv_sqrt_in; break;
       case Kind::kNorm: offset_ = 1.0f; half_ = 0.1f; break;
       case Kind::kLinear: half_ = root3 * inv_sqrt_in; break;
-      case Kind::kRouter: half_ = 2.0f * root3 * inv_sqrt_in; break;
+      case Kind::kRouter: half_ = router_std * root3 * inv_sqrt_in; break;
       case Kind::kBias: half_ = 0.1f; break;
     }
   }
@@ -418,7 +422,7 @@ Status generate_model_from_config(const std::string& out_dir, const ModelConfig&
   for (size_t i = 0; i < specs.size(); ++i) {
     const Spec& s = specs[i];
     const int64_t in_features = s.t.shape.size() == 2 ? s.t.shape[1] : s.t.shape[0];
-    const ValueGen gen(name_key(opts.seed, s.t.name), s.kind, in_features);
+    const ValueGen gen(name_key(opts.seed, s.t.name), s.kind, in_features, s.router_std);
     if (s.t.fp8_scale) {
       const int64_t rows = s.t.shape[0];
       const int64_t cols = s.t.shape[1];

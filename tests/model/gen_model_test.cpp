@@ -151,6 +151,10 @@ TEST_P(GenModelLayout, CheckpointMatchesSpecsAndConfigRoundTrips) {
   EXPECT_EQ(cfg->eos_token_id, 1);
   EXPECT_EQ(cfg->fp8_block_quant, k.dtype == DType::kF8E4M3);
   EXPECT_EQ(cfg->torch_dtype, k.dtype == DType::kF32 ? "float32" : "bfloat16");
+  ModelConfig full = *want;  // every field: the preset plus what the dtype sets
+  full.torch_dtype = cfg->torch_dtype;
+  full.fp8_block_quant = cfg->fp8_block_quant;
+  EXPECT_TRUE(*cfg == full);
   // Serialising the parsed config again gives the same text.
   EXPECT_EQ(model_config_to_json(*cfg), read_file(dir + "/config.json"));
 

@@ -251,8 +251,9 @@ TEST_P(ReferenceModelTest, Fp8MatchesItsDequantisedTwin) {
   ASSERT_TRUE(t.ok()) << t.status();
   const auto lq = q->forward(kTokens);
   const auto lt = t->forward(kTokens);
-  // The twin rounds fp8 * scale to bf16 (8 significant bits): tiny differences only.
-  EXPECT_LT(max_abs_diff(lq, lt), 1e-2 * max_abs(lq));
+  // The twin rounds fp8 * scale to bf16 (8 significant bits), a perturbation like bf16 vs
+  // f32 (about 1% of the logits here); fp8 vs the f32 original moves them by 12-20%.
+  EXPECT_LT(max_abs_diff(lq, lt), 2e-2 * max_abs(lq));
 }
 
 INSTANTIATE_TEST_SUITE_P(Tiny, ReferenceModelTest,
