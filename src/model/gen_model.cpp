@@ -1,12 +1,14 @@
 #include "model/gen_model.h"
 
+#include <omp.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <vector>
 
-#include "core/parallel.h"
 #include "core/tensor.h"
 #include "model/checkpoint.h"
 #include "model/gen_tokenizer.h"
@@ -142,34 +144,31 @@ class ValueGen {
   float half_ = 1.0f;
 };
 
-// Fills `out` (dtype kF32 or kBF16) with the values of `gen`.
+// Fills `out` (dtype kF32 or kBF16) with the values of `gen`. Single-threaded: callers
+// parallelise over tensors.
 void fill_plain(const ValueGen& gen, Tensor& out) {
   const int64_t n = out.numel();
   if (out.dtype() == DType::kF32) {
     float* p = out.data<float>();
-    parallel_for(n, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) p[i] = gen(i);
-    }, 1 << 16);
+    for (int64_t i = 0; i < n; ++i) p[i] = gen(i);
   } else {
     uint16_t* p = out.data<uint16_t>();
-    parallel_for(n, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) p[i] = f32_to_bf16(gen(i));
-    }, 1 << 16);
+    for (int64_t i = 0; i < n; ++i) p[i] = f32_to_bf16(gen(i));
   }
 }
 
 // Block-quantises `gen`'s [rows, cols] values to fp8 e4m3 (scale = amax/448 per 128x128
 // block, q = round(w/scale), scale_inv = scale), as DeepSeek-V3's checkpoints hold them.
 // With `twin` set, writes bf16(fp8 * scale_inv) into `out` (BF16) instead and leaves
-// `scale_inv` untouched.
+// `scale_inv` untouched. Single-threaded.
 void fill_fp8(const ValueGen& gen, int64_t rows, int64_t cols, bool twin, Tensor& out,
-              Tensor* scale_inv) {
+              Tensor& scale_inv) {
   const int64_t row_blocks = (rows + kFp8Block - 1) / kFp8Block;
   const int64_t col_blocks = (cols + kFp8Block - 1) / kFp8Block;
-  parallel_for(row_blocks, [&](int64_t rb_begin, int64_t rb_end) {
+  {
     std::vector<float> strip;  // [<=128, cols]
     std::vector<float> amax(col_blocks);
-    for (int64_t rb = rb_begin; rb < rb_end; ++rb) {
+    for (int64_t rb = 0; rb < row_blocks; ++rb) {
       const int64_t r0 = rb * kFp8Block;
       const int64_t nr = std::min(kFp8Block, rows - r0);
       strip.resize(nr * cols);
@@ -184,7 +183,7 @@ void fill_fp8(const ValueGen& gen, int64_t rows, int64_t cols, bool twin, Tensor
       }
       for (int64_t cb = 0; cb < col_blocks; ++cb) {
         const float scale = amax[cb] > 0.0f ? amax[cb] / 448.0f : 1.0f;
-        if (!twin) scale_inv->data<float>()[rb * col_blocks + cb] = scale;
+        if (!twin) scale_inv.data<float>()[rb * col_blocks + cb] = scale;
         const int64_t c0 = cb * kFp8Block;
         const int64_t c1 = std::min(cols, c0 + kFp8Block);
         for (int64_t r = 0; r < nr; ++r) {
@@ -200,7 +199,7 @@ void fill_fp8(const ValueGen& gen, int64_t rows, int64_t cols, bool twin, Tensor
         }
       }
     }
-  });
+  }
 }
 
 Status write_file(const std::string& path, const std::string& text) {
@@ -418,27 +417,46 @@ Status generate_model_from_config(const std::string& out_dir, const ModelConfig&
   }
 
   const std::vector<Spec> specs = build_specs(c, opts.dtype);
-  CheckpointWriter writer;
-  for (size_t i = 0; i < specs.size(); ++i) {
+  const int64_t num_tensors = static_cast<int64_t>(specs.size());
+  std::vector<Tensor> weights(num_tensors);
+  std::vector<Tensor> scales(num_tensors);  // F32 scale_inv of fp8 tensors (not in twins)
+  for (int64_t i = 0; i < num_tensors; ++i) {
+    const GenTensorSpec& t = specs[i].t;
+    weights[i] = Tensor::empty(t.fp8_scale && twin ? DType::kBF16 : t.dtype, t.shape);
+    if (t.fp8_scale && !twin) {
+      scales[i] = Tensor::empty(DType::kF32, {(t.shape[0] + kFp8Block - 1) / kFp8Block,
+                                              (t.shape[1] + kFp8Block - 1) / kFp8Block});
+    }
+  }
+  // One tensor per task, largest first: thousands of expert tensors balance the threads
+  // without a parallel region (and its barrier) per tensor.
+  std::vector<int64_t> order(num_tensors);
+  for (int64_t i = 0; i < num_tensors; ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+    return weights[a].numel() > weights[b].numel();
+  });
+  std::atomic<size_t> done{0};
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t j = 0; j < num_tensors; ++j) {
+    const int64_t i = order[j];
     const Spec& s = specs[i];
     const int64_t in_features = s.t.shape.size() == 2 ? s.t.shape[1] : s.t.shape[0];
     const ValueGen gen(name_key(opts.seed, s.t.name), s.kind, in_features, s.router_std);
     if (s.t.fp8_scale) {
-      const int64_t rows = s.t.shape[0];
-      const int64_t cols = s.t.shape[1];
-      Tensor scale_inv =
-          Tensor::empty(DType::kF32, {(rows + kFp8Block - 1) / kFp8Block,
-                                      (cols + kFp8Block - 1) / kFp8Block});
-      Tensor w = Tensor::empty(twin ? DType::kBF16 : DType::kF8E4M3, s.t.shape);
-      fill_fp8(gen, rows, cols, twin, w, &scale_inv);
-      writer.add(s.t.name, std::move(w));
-      if (!twin) writer.add(s.t.name + "_scale_inv", std::move(scale_inv));
+      fill_fp8(gen, s.t.shape[0], s.t.shape[1], twin, weights[i], scales[i]);
     } else {
-      Tensor w = Tensor::empty(s.t.dtype, s.t.shape);
-      fill_plain(gen, w);
-      writer.add(s.t.name, std::move(w));
+      fill_plain(gen, weights[i]);
     }
-    if (progress) progress(i + 1, specs.size());
+    const size_t finished = done.fetch_add(1) + 1;
+    if (progress && omp_get_thread_num() == 0) progress(finished, specs.size());
+  }
+  if (progress) progress(specs.size(), specs.size());
+  CheckpointWriter writer;
+  for (int64_t i = 0; i < num_tensors; ++i) {
+    writer.add(specs[i].t.name, std::move(weights[i]));
+    if (specs[i].t.fp8_scale && !twin) {
+      writer.add(specs[i].t.name + "_scale_inv", std::move(scales[i]));
+    }
   }
   MS_RETURN_IF_ERROR(writer.write(out_dir, opts.num_shards));
   MS_RETURN_IF_ERROR(write_file(out_dir + "/config.json", config_json));
