@@ -12,15 +12,12 @@
 #include "model/checkpoint.h"
 #include "model/gen_tokenizer.h"
 #include "nlohmann/json.hpp"
+#include "temp_dir.h"
 
 namespace moeserve {
 namespace {
 
-std::string temp_dir(const std::string& name) {
-  const std::string d = ::testing::TempDir() + "/gen_model_test_" + name;
-  std::filesystem::remove_all(d);
-  return d;
-}
+using testing_dirs::temp_dir;
 
 std::string read_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
@@ -312,6 +309,22 @@ TEST(GenTokenizer, VocabCoversExactlyTheConfiguredIds) {
   EXPECT_EQ(cfg["add_bos_token"], true);
   EXPECT_EQ(cfg["bos_token"]["content"], "<｜begin▁of▁sentence｜>");
   EXPECT_NE(cfg["chat_template"].get<std::string>().find("<｜Assistant｜>"), std::string::npos);
+}
+
+TEST(GenModel, TiedEmbeddingsAndMoeLayerFrequencyShapeTheTensorList) {
+  auto c = preset_config("deepseek_v2", "tiny");
+  ASSERT_TRUE(c.ok());
+  c->tie_word_embeddings = true;
+  c->num_hidden_layers = 4;
+  c->moe_layer_freq = 2;
+  std::set<std::string> names;
+  for (const GenTensorSpec& s : checkpoint_tensor_specs(*c, DType::kBF16)) names.insert(s.name);
+  EXPECT_FALSE(names.count("lm_head.weight"));
+  EXPECT_TRUE(names.count("model.layers.1.mlp.down_proj.weight"));
+  EXPECT_TRUE(names.count("model.layers.2.mlp.experts.15.down_proj.weight"));
+  EXPECT_TRUE(names.count("model.layers.2.mlp.shared_experts.up_proj.weight"));
+  EXPECT_FALSE(names.count("model.layers.2.mlp.gate.e_score_correction_bias"));  // v2
+  EXPECT_TRUE(names.count("model.layers.3.mlp.gate_proj.weight"));
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 
 #include "model/gen_model.h"
 #include "nlohmann/json.hpp"
+#include "temp_dir.h"
 
 namespace moeserve {
 namespace {
@@ -178,9 +179,8 @@ TEST(ReferenceRope, RotationDependsOnRelativePositionOnly) {
 // --- whole-model checks on generated tiny checkpoints --------------------------------------
 
 std::string generate(const std::string& arch, DType dtype, bool twin = false) {
-  const std::string d = ::testing::TempDir() + "/reference_model_test_" + arch + "_" +
-                        std::string(dtype_name(dtype)) + (twin ? "_twin" : "");
-  std::filesystem::remove_all(d);
+  const std::string d = testing_dirs::temp_dir(
+      absl::StrCat(arch, "_", std::string(dtype_name(dtype)), twin ? "_twin" : ""));
   GenModelOptions o;
   o.arch = arch;
   o.preset = "tiny";
@@ -272,6 +272,49 @@ TEST(ReferenceModelLoad, ShapeMismatchIsAnErrorNamingTheTensor) {
   ASSERT_FALSE(m.ok());
   EXPECT_NE(m.status().message().find("kv_a_proj_with_mqa"), std::string_view::npos)
       << m.status();
+}
+
+TEST(ReferenceModelVariants, SmallGreedyV2Preset) {
+  const std::string dir = testing_dirs::temp_dir("small_v2");
+  GenModelOptions o;
+  o.arch = "deepseek_v2";
+  o.preset = "small";
+  o.seed = 3;
+  ASSERT_TRUE(generate_model(dir, o).ok());
+  auto m = ReferenceModel::load(dir);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->config().topk_method, TopkMethod::kGreedy);
+  const auto logits = m->forward({0, 1000, 2047, 7});
+  ASSERT_EQ(logits.size(), 4u);
+  for (const auto& row : logits) {
+    ASSERT_EQ(row.size(), 2048u);
+    for (double v : row) ASSERT_TRUE(std::isfinite(v));
+  }
+  EXPECT_GT(max_abs_diff({logits[3]}, {logits[2]}), 1e-3);
+}
+
+TEST(ReferenceModelVariants, TiedEmbeddingsSparseMoeLayersPlainRope) {
+  auto c = preset_config("deepseek_v3", "tiny");
+  ASSERT_TRUE(c.ok());
+  c->tie_word_embeddings = true;
+  c->num_hidden_layers = 4;
+  c->moe_layer_freq = 2;  // layers 0 (first_k_dense), 1, 3 dense; layer 2 MoE
+  c->rope_scaling = RopeScaling{};
+  const std::string dir = testing_dirs::temp_dir("variant");
+  GenModelOptions o;
+  o.seed = 5;
+  const Status st = generate_model_from_config(dir, *c, o);
+  ASSERT_TRUE(st.ok()) << st;
+  auto m = ReferenceModel::load(dir);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_TRUE(m->config().tie_word_embeddings);
+  EXPECT_FALSE(m->config().rope_scaling.yarn);
+  EXPECT_FALSE(m->config().is_moe_layer(1));
+  EXPECT_TRUE(m->config().is_moe_layer(2));
+  const auto logits = m->forward(kTokens);
+  for (const auto& row : logits) {
+    for (double v : row) ASSERT_TRUE(std::isfinite(v));
+  }
 }
 
 }  // namespace
