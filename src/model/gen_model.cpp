@@ -74,8 +74,7 @@ std::vector<Spec> build_specs(const ModelConfig& c, DType dtype) {
     } else {
       add(a + "q_proj.weight", {heads * c.qk_head_dim(), h}, Kind::kLinear);
     }
-    add(a + "kv_a_proj_with_mqa.weight", {c.kv_lora_rank + c.qk_rope_head_dim, h},
-        Kind::kLinear);
+    add(a + "kv_a_proj_with_mqa.weight", {c.kv_lora_rank + c.qk_rope_head_dim, h}, Kind::kLinear);
     add(a + "kv_a_layernorm.weight", {c.kv_lora_rank}, Kind::kNorm);
     add(a + "kv_b_proj.weight", {heads * (c.qk_nope_head_dim + c.v_head_dim), c.kv_lora_rank},
         Kind::kLinear);
@@ -120,14 +119,28 @@ class ValueGen {
  public:
   ValueGen(uint64_t key, Kind kind, int64_t in_features, float router_std) : key_(key) {
     const float root3 = std::sqrt(3.0f);  // uniform[-a,a] has std a/sqrt(3)
-    const float inv_sqrt_in = 1.0f / std::sqrt(static_cast<float>(std::max<int64_t>(1, in_features)));
+    const float inv_sqrt_in =
+        1.0f / std::sqrt(static_cast<float>(std::max<int64_t>(1, in_features)));
     switch (kind) {
-      case Kind::kEmbed: half_ = root3; break;
-      case Kind::kLmHead: half_ = 3.0f * root3 * inv_sqrt_in; break;
-      case Kind::kNorm: offset_ = 1.0f; half_ = 0.1f; break;
-      case Kind::kLinear: half_ = root3 * inv_sqrt_in; break;
-      case Kind::kRouter: half_ = router_std * root3 * inv_sqrt_in; break;
-      case Kind::kBias: half_ = 0.1f; break;
+      case Kind::kEmbed:
+        half_ = root3;
+        break;
+      case Kind::kLmHead:
+        half_ = 3.0f * root3 * inv_sqrt_in;
+        break;
+      case Kind::kNorm:
+        offset_ = 1.0f;
+        half_ = 0.1f;
+        break;
+      case Kind::kLinear:
+        half_ = root3 * inv_sqrt_in;
+        break;
+      case Kind::kRouter:
+        half_ = router_std * root3 * inv_sqrt_in;
+        break;
+      case Kind::kBias:
+        half_ = 0.1f;
+        break;
     }
   }
   float operator()(int64_t i) const {
@@ -165,36 +178,34 @@ void fill_fp8(const ValueGen& gen, int64_t rows, int64_t cols, bool twin, Tensor
               Tensor& scale_inv) {
   const int64_t row_blocks = (rows + kFp8Block - 1) / kFp8Block;
   const int64_t col_blocks = (cols + kFp8Block - 1) / kFp8Block;
-  {
-    std::vector<float> strip;  // [<=128, cols]
-    std::vector<float> amax(col_blocks);
-    for (int64_t rb = 0; rb < row_blocks; ++rb) {
-      const int64_t r0 = rb * kFp8Block;
-      const int64_t nr = std::min(kFp8Block, rows - r0);
-      strip.resize(nr * cols);
-      std::fill(amax.begin(), amax.end(), 0.0f);
-      for (int64_t r = 0; r < nr; ++r) {
-        for (int64_t j = 0; j < cols; ++j) {
-          const float v = gen((r0 + r) * cols + j);
-          strip[r * cols + j] = v;
-          float& m = amax[j / kFp8Block];
-          m = std::max(m, std::fabs(v));
-        }
+  std::vector<float> strip;  // [<=128, cols]
+  std::vector<float> amax(col_blocks);
+  for (int64_t rb = 0; rb < row_blocks; ++rb) {
+    const int64_t r0 = rb * kFp8Block;
+    const int64_t nr = std::min(kFp8Block, rows - r0);
+    strip.resize(nr * cols);
+    std::fill(amax.begin(), amax.end(), 0.0f);
+    for (int64_t r = 0; r < nr; ++r) {
+      for (int64_t j = 0; j < cols; ++j) {
+        const float v = gen((r0 + r) * cols + j);
+        strip[r * cols + j] = v;
+        float& m = amax[j / kFp8Block];
+        m = std::max(m, std::fabs(v));
       }
-      for (int64_t cb = 0; cb < col_blocks; ++cb) {
-        const float scale = amax[cb] > 0.0f ? amax[cb] / 448.0f : 1.0f;
-        if (!twin) scale_inv.data<float>()[rb * col_blocks + cb] = scale;
-        const int64_t c0 = cb * kFp8Block;
-        const int64_t c1 = std::min(cols, c0 + kFp8Block);
-        for (int64_t r = 0; r < nr; ++r) {
-          for (int64_t j = c0; j < c1; ++j) {
-            const uint8_t q = f32_to_fp8e4m3(strip[r * cols + j] / scale);
-            const int64_t idx = (r0 + r) * cols + j;
-            if (twin) {
-              out.data<uint16_t>()[idx] = f32_to_bf16(fp8e4m3_to_f32(q) * scale);
-            } else {
-              out.data<uint8_t>()[idx] = q;
-            }
+    }
+    for (int64_t cb = 0; cb < col_blocks; ++cb) {
+      const float scale = amax[cb] > 0.0f ? amax[cb] / 448.0f : 1.0f;
+      if (!twin) scale_inv.data<float>()[rb * col_blocks + cb] = scale;
+      const int64_t c0 = cb * kFp8Block;
+      const int64_t c1 = std::min(cols, c0 + kFp8Block);
+      for (int64_t r = 0; r < nr; ++r) {
+        for (int64_t j = c0; j < c1; ++j) {
+          const uint8_t q = f32_to_fp8e4m3(strip[r * cols + j] / scale);
+          const int64_t idx = (r0 + r) * cols + j;
+          if (twin) {
+            out.data<uint16_t>()[idx] = f32_to_bf16(fp8e4m3_to_f32(q) * scale);
+          } else {
+            out.data<uint8_t>()[idx] = q;
           }
         }
       }
@@ -257,16 +268,16 @@ void set_arch(ModelConfig& c, bool v3) {
 
 StatusOr<ModelConfig> preset_config(const std::string& arch, const std::string& preset) {
   if (!arch.empty() && arch != "deepseek_v3" && arch != "deepseek_v2") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "gen-model: unknown arch '", arch, "' (expected deepseek_v3 or deepseek_v2)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("gen-model: unknown arch '", arch, "' (expected deepseek_v3 or deepseek_v2)"));
   }
   std::string fixed_arch;  // presets that exist for one architecture only
   if (preset == "v2-lite-4l") fixed_arch = "deepseek_v2";
   if (preset == "v3-4l") fixed_arch = "deepseek_v3";
   if (!fixed_arch.empty() && !arch.empty() && arch != fixed_arch) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "gen-model: preset '", preset, "' is a ", fixed_arch, " model; drop --arch ", arch,
-        " or pass --arch ", fixed_arch));
+    return absl::InvalidArgumentError(absl::StrCat("gen-model: preset '", preset, "' is a ",
+                                                   fixed_arch, " model; drop --arch ", arch,
+                                                   " or pass --arch ", fixed_arch));
   }
   const std::string a = !fixed_arch.empty() ? fixed_arch : (arch.empty() ? "deepseek_v3" : arch);
   const bool v3 = a == "deepseek_v3";
@@ -380,8 +391,9 @@ Status generate_model(const std::string& out_dir, const GenModelOptions& opts,
 Status generate_model_from_config(const std::string& out_dir, const ModelConfig& config,
                                   const GenModelOptions& opts, const GenProgress& progress) {
   if (opts.dtype != DType::kF32 && opts.dtype != DType::kBF16 && opts.dtype != DType::kF8E4M3) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "gen-model: dtype ", std::string(dtype_name(opts.dtype)), " is not supported (F32, BF16, F8_E4M3)"));
+    return absl::InvalidArgumentError(absl::StrCat("gen-model: dtype ",
+                                                   std::string(dtype_name(opts.dtype)),
+                                                   " is not supported (F32, BF16, F8_E4M3)"));
   }
   if (opts.dequantized_twin && opts.dtype != DType::kF8E4M3) {
     return absl::InvalidArgumentError(
@@ -402,8 +414,8 @@ Status generate_model_from_config(const std::string& out_dir, const ModelConfig&
   c.eos_token_id = c.eos_token_id.value_or(1);
   if (c.vocab_size < kGenTokenizerMinVocab) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "gen-model: vocab_size %d is too small for the generated tokenizer (min %d)",
-        c.vocab_size, kGenTokenizerMinVocab));
+        "gen-model: vocab_size %d is too small for the generated tokenizer (min %d)", c.vocab_size,
+        kGenTokenizerMinVocab));
   }
   // Validates the config the same way loading it back will.
   const std::string config_json = model_config_to_json(c);
@@ -432,9 +444,8 @@ Status generate_model_from_config(const std::string& out_dir, const ModelConfig&
   // without a parallel region (and its barrier) per tensor.
   std::vector<int64_t> order(num_tensors);
   for (int64_t i = 0; i < num_tensors; ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
-    return weights[a].numel() > weights[b].numel();
-  });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int64_t a, int64_t b) { return weights[a].numel() > weights[b].numel(); });
   std::atomic<size_t> done{0};
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t j = 0; j < num_tensors; ++j) {

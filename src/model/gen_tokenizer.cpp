@@ -126,8 +126,7 @@ std::vector<std::pair<std::string, std::string>> learn_merges(
     for (auto& [symbols, count] : words) {
       std::vector<std::string> next;
       for (size_t i = 0; i < symbols.size(); ++i) {
-        if (i + 1 < symbols.size() && symbols[i] == merge.first &&
-            symbols[i + 1] == merge.second) {
+        if (i + 1 < symbols.size() && symbols[i] == merge.first && symbols[i + 1] == merge.second) {
           next.push_back(joined);
           ++i;
         } else {
@@ -208,9 +207,9 @@ StatusOr<std::string> generated_tokenizer_json(int64_t vocab_size) {
   tok["version"] = "1.0";
   tok["truncation"] = nullptr;
   tok["padding"] = nullptr;
-  tok["added_tokens"] = OJson::array({added_token(0, kBos, true), added_token(1, kEos, true),
-                                      added_token(2, kUser, false),
-                                      added_token(3, kAssistant, false)});
+  tok["added_tokens"] =
+      OJson::array({added_token(0, kBos, true), added_token(1, kEos, true),
+                    added_token(2, kUser, false), added_token(3, kAssistant, false)});
   tok["normalizer"] = nullptr;
   tok["pre_tokenizer"] = {{"type", "ByteLevel"},
                           {"add_prefix_space", false},
@@ -257,9 +256,8 @@ std::string generated_tokenizer_config_json(int64_t model_max_length) {
           "{% endif %}{{ bos_token }}{% for message in messages %}"
           "{% if message['role'] == 'system' %}{{ message['content'] }}{% endif %}{% endfor %}"
           "{% for message in messages %}{% if message['role'] == 'user' %}{{ '") +
-      kUser +
-      "' + message['content'] }}{% elif message['role'] == 'assistant' %}{{ '" + kAssistant +
-      "' + message['content'] + '" + kEos +
+      kUser + "' + message['content'] }}{% elif message['role'] == 'assistant' %}{{ '" +
+      kAssistant + "' + message['content'] + '" + kEos +
       "' }}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '" + kAssistant +
       "' }}{% endif %}";
   OJson c;

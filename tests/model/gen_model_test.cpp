@@ -44,9 +44,13 @@ std::string model_dir(const std::string& arch, DType dtype, int shards, uint64_t
 
 float as_f32(const Tensor& t, int64_t i) {
   switch (t.dtype()) {
-    case DType::kF32: return t.data<float>()[i];
-    case DType::kBF16: return bf16_to_f32(t.data<uint16_t>()[i]);
-    default: ADD_FAILURE() << "unexpected dtype"; return 0.0f;
+    case DType::kF32:
+      return t.data<float>()[i];
+    case DType::kBF16:
+      return bf16_to_f32(t.data<uint16_t>()[i]);
+    default:
+      ADD_FAILURE() << "unexpected dtype";
+      return 0.0f;
   }
 }
 
@@ -169,15 +173,14 @@ TEST_P(GenModelLayout, CheckpointMatchesSpecsAndConfigRoundTrips) {
       auto sc = ck->get(s.name + "_scale_inv");
       ASSERT_TRUE(sc.ok()) << sc.status();
       EXPECT_EQ(sc->dtype(), DType::kF32);
-      EXPECT_EQ(sc->shape(), (std::vector<int64_t>{(s.shape[0] + 127) / 128,
-                                                    (s.shape[1] + 127) / 128}));
+      EXPECT_EQ(sc->shape(),
+                (std::vector<int64_t>{(s.shape[0] + 127) / 128, (s.shape[1] + 127) / 128}));
     }
   }
   const std::vector<std::string> names = ck->names();
   EXPECT_EQ(std::set<std::string>(names.begin(), names.end()), expected);
   EXPECT_EQ(ck->has("lm_head.weight"), true);
-  EXPECT_EQ(ck->has("model.layers.1.mlp.gate.e_score_correction_bias"),
-            k.arch == "deepseek_v3");
+  EXPECT_EQ(ck->has("model.layers.1.mlp.gate.e_score_correction_bias"), k.arch == "deepseek_v3");
   EXPECT_EQ(ck->has("model.layers.0.mlp.gate.weight"), false);  // first_k_dense_replace 1
   EXPECT_EQ(ck->has("model.layers.1.self_attn.q_proj.weight"), k.arch == "deepseek_v2");
   EXPECT_EQ(std::filesystem::exists(dir + "/model.safetensors.index.json"), k.shards > 1);
@@ -193,8 +196,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(Case{"deepseek_v3", DType::kF32, 1}, Case{"deepseek_v3", DType::kBF16, 3},
                       Case{"deepseek_v3", DType::kF8E4M3, 1},
                       Case{"deepseek_v3", DType::kF8E4M3, 3}, Case{"deepseek_v2", DType::kF32, 3},
-                      Case{"deepseek_v2", DType::kBF16, 1},
-                      Case{"deepseek_v2", DType::kF8E4M3, 3}),
+                      Case{"deepseek_v2", DType::kBF16, 1}, Case{"deepseek_v2", DType::kF8E4M3, 3}),
     [](const ::testing::TestParamInfo<Case>& info) {
       return absl::StrCat(info.param.arch, "_", std::string(dtype_name(info.param.dtype)), "_",
                           info.param.shards);

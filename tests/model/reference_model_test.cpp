@@ -127,7 +127,7 @@ TEST(ReferenceRope, YarnInvFreqMatchesHandComputedValues) {
   const reference::RopeTable t = reference::rope_table(yarn_config(64, 1.0, 1.0));
   ASSERT_EQ(t.inv_freq.size(), 32u);
   EXPECT_NEAR(t.inv_freq[20], 0.0007905694150420946, 1e-18);
-  EXPECT_DOUBLE_EQ(t.inv_freq[0], 1.0);                       // below the range: extrapolated
+  EXPECT_DOUBLE_EQ(t.inv_freq[0], 1.0);  // below the range: extrapolated
   EXPECT_NEAR(t.inv_freq[31], std::pow(1e4, -62.0 / 64) / 40, 1e-18);  // above: interpolated
   EXPECT_DOUBLE_EQ(t.attention_factor, 1.0);
 
@@ -256,8 +256,7 @@ TEST_P(ReferenceModelTest, Fp8MatchesItsDequantisedTwin) {
   EXPECT_LT(max_abs_diff(lq, lt), 2e-2 * max_abs(lq));
 }
 
-INSTANTIATE_TEST_SUITE_P(Tiny, ReferenceModelTest,
-                         ::testing::Values("deepseek_v3", "deepseek_v2"));
+INSTANTIATE_TEST_SUITE_P(Tiny, ReferenceModelTest, ::testing::Values("deepseek_v3", "deepseek_v2"));
 
 TEST(ReferenceModelLoad, ShapeMismatchIsAnErrorNamingTheTensor) {
   const std::string dir = generate("deepseek_v3", DType::kBF16);
@@ -270,8 +269,7 @@ TEST(ReferenceModelLoad, ShapeMismatchIsAnErrorNamingTheTensor) {
   std::ofstream(dir + "/config.json", std::ios::trunc) << cfg.dump(2);
   auto m = ReferenceModel::load(dir);
   ASSERT_FALSE(m.ok());
-  EXPECT_NE(m.status().message().find("kv_a_proj_with_mqa"), std::string_view::npos)
-      << m.status();
+  EXPECT_NE(m.status().message().find("kv_a_proj_with_mqa"), std::string_view::npos) << m.status();
 }
 
 TEST(ReferenceModelVariants, SmallGreedyV2Preset) {

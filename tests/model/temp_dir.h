@@ -33,9 +33,8 @@ inline ::testing::Environment* const kCleanup =
 // An empty path (the directory does not exist yet) named after the running test and `label`.
 inline std::string temp_dir(const std::string& label) {
   const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::string leaf = absl::StrCat("moeserve_", getpid(), "_",
-                                  info ? info->test_suite_name() : "", "_",
-                                  info ? info->name() : "", "_", label);
+  std::string leaf = absl::StrCat("moeserve_", getpid(), "_", info ? info->test_suite_name() : "",
+                                  "_", info ? info->name() : "", "_", label);
   std::replace(leaf.begin(), leaf.end(), '/', '_');
   const std::string dir = ::testing::TempDir() + "/" + leaf;
   std::error_code ec;
