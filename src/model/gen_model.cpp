@@ -1,12 +1,14 @@
 #include "model/gen_model.h"
 
+#include <omp.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <vector>
 
-#include "core/parallel.h"
 #include "core/tensor.h"
 #include "model/checkpoint.h"
 #include "model/gen_tokenizer.h"
@@ -21,13 +23,16 @@ enum class Kind {
   kLmHead,  // 3/sqrt(hidden) spread, so next-token distributions are peaked; BF16 in fp8
   kNorm,    // 1 +- 0.1; BF16 in fp8 mode
   kLinear,  // 1/sqrt(in) spread; F8_E4M3 + scale_inv in fp8 mode
-  kRouter,  // 2/sqrt(hidden) spread so routing is decisive; BF16 in fp8 mode
+  kRouter,  // wide spread so routing is decisive; BF16 in fp8 mode
   kBias,    // e_score_correction_bias, +-0.1; F32 always
 };
 
 struct Spec {
   GenTensorSpec t;
   Kind kind;
+  // Router logit std: sigmoid scores separate best around 2 (wider saturates them);
+  // softmax ranks by logits, so a wider spread only makes routing more decisive.
+  float router_std = 2.0f;
 };
 
 constexpr int64_t kFp8Block = 128;
@@ -46,7 +51,8 @@ std::vector<Spec> build_specs(const ModelConfig& c, DType dtype) {
     } else if (kind == Kind::kBias) {
       dt = DType::kF32;
     }
-    out.push_back({{std::move(name), std::move(shape), dt, scale}, kind});
+    const float router_std = c.scoring_func == ScoringFunc::kSoftmax ? 4.0f : 2.0f;
+    out.push_back({{std::move(name), std::move(shape), dt, scale}, kind, router_std});
   };
   const int64_t h = c.hidden_size;
   const int64_t heads = c.num_attention_heads;
@@ -68,8 +74,7 @@ std::vector<Spec> build_specs(const ModelConfig& c, DType dtype) {
     } else {
       add(a + "q_proj.weight", {heads * c.qk_head_dim(), h}, Kind::kLinear);
     }
-    add(a + "kv_a_proj_with_mqa.weight", {c.kv_lora_rank + c.qk_rope_head_dim, h},
-        Kind::kLinear);
+    add(a + "kv_a_proj_with_mqa.weight", {c.kv_lora_rank + c.qk_rope_head_dim, h}, Kind::kLinear);
     add(a + "kv_a_layernorm.weight", {c.kv_lora_rank}, Kind::kNorm);
     add(a + "kv_b_proj.weight", {heads * (c.qk_nope_head_dim + c.v_head_dim), c.kv_lora_rank},
         Kind::kLinear);
@@ -112,16 +117,30 @@ uint64_t name_key(uint64_t seed, const std::string& name) {
 // Element i of a tensor, as an f32 value. Uniform, so scale = half-width.
 class ValueGen {
  public:
-  ValueGen(uint64_t key, Kind kind, int64_t in_features) : key_(key) {
+  ValueGen(uint64_t key, Kind kind, int64_t in_features, float router_std) : key_(key) {
     const float root3 = std::sqrt(3.0f);  // uniform[-a,a] has std a/sqrt(3)
-    const float inv_sqrt_in = 1.0f / std::sqrt(static_cast<float>(std::max<int64_t>(1, in_features)));
+    const float inv_sqrt_in =
+        1.0f / std::sqrt(static_cast<float>(std::max<int64_t>(1, in_features)));
     switch (kind) {
-      case Kind::kEmbed: half_ = root3; break;
-      case Kind::kLmHead: half_ = 3.0f * root3 * inv_sqrt_in; break;
-      case Kind::kNorm: offset_ = 1.0f; half_ = 0.1f; break;
-      case Kind::kLinear: half_ = root3 * inv_sqrt_in; break;
-      case Kind::kRouter: half_ = 2.0f * root3 * inv_sqrt_in; break;
-      case Kind::kBias: half_ = 0.1f; break;
+      case Kind::kEmbed:
+        half_ = root3;
+        break;
+      case Kind::kLmHead:
+        half_ = 3.0f * root3 * inv_sqrt_in;
+        break;
+      case Kind::kNorm:
+        offset_ = 1.0f;
+        half_ = 0.1f;
+        break;
+      case Kind::kLinear:
+        half_ = root3 * inv_sqrt_in;
+        break;
+      case Kind::kRouter:
+        half_ = router_std * root3 * inv_sqrt_in;
+        break;
+      case Kind::kBias:
+        half_ = 0.1f;
+        break;
     }
   }
   float operator()(int64_t i) const {
@@ -138,19 +157,16 @@ class ValueGen {
   float half_ = 1.0f;
 };
 
-// Fills `out` (dtype kF32 or kBF16) with the values of `gen`.
+// Fills `out` (dtype kF32 or kBF16) with the values of `gen`. Single-threaded: callers
+// parallelise over tensors.
 void fill_plain(const ValueGen& gen, Tensor& out) {
   const int64_t n = out.numel();
   if (out.dtype() == DType::kF32) {
     float* p = out.data<float>();
-    parallel_for(n, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) p[i] = gen(i);
-    }, 1 << 16);
+    for (int64_t i = 0; i < n; ++i) p[i] = gen(i);
   } else {
     uint16_t* p = out.data<uint16_t>();
-    parallel_for(n, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) p[i] = f32_to_bf16(gen(i));
-    }, 1 << 16);
+    for (int64_t i = 0; i < n; ++i) p[i] = f32_to_bf16(gen(i));
   }
 }
 
@@ -159,47 +175,45 @@ void fill_plain(const ValueGen& gen, Tensor& out) {
 // up to a power of two (the UE8M0 scales of DeepSeek-V3.1), so every dequantised value
 // fp8 * scale is exact in bf16: the bf16 twin then holds exactly the fp8 model's values.
 // With `twin` set, writes bf16(fp8 * scale_inv) into `out` (BF16) instead and leaves
-// `scale_inv` untouched.
+// `scale_inv` untouched. Single-threaded.
 void fill_fp8(const ValueGen& gen, int64_t rows, int64_t cols, bool twin, Tensor& out,
-              Tensor* scale_inv) {
+              Tensor& scale_inv) {
   const int64_t row_blocks = (rows + kFp8Block - 1) / kFp8Block;
   const int64_t col_blocks = (cols + kFp8Block - 1) / kFp8Block;
-  parallel_for(row_blocks, [&](int64_t rb_begin, int64_t rb_end) {
-    std::vector<float> strip;  // [<=128, cols]
-    std::vector<float> amax(col_blocks);
-    for (int64_t rb = rb_begin; rb < rb_end; ++rb) {
-      const int64_t r0 = rb * kFp8Block;
-      const int64_t nr = std::min(kFp8Block, rows - r0);
-      strip.resize(nr * cols);
-      std::fill(amax.begin(), amax.end(), 0.0f);
-      for (int64_t r = 0; r < nr; ++r) {
-        for (int64_t j = 0; j < cols; ++j) {
-          const float v = gen((r0 + r) * cols + j);
-          strip[r * cols + j] = v;
-          float& m = amax[j / kFp8Block];
-          m = std::max(m, std::fabs(v));
-        }
+  std::vector<float> strip;  // [<=128, cols]
+  std::vector<float> amax(col_blocks);
+  for (int64_t rb = 0; rb < row_blocks; ++rb) {
+    const int64_t r0 = rb * kFp8Block;
+    const int64_t nr = std::min(kFp8Block, rows - r0);
+    strip.resize(nr * cols);
+    std::fill(amax.begin(), amax.end(), 0.0f);
+    for (int64_t r = 0; r < nr; ++r) {
+      for (int64_t j = 0; j < cols; ++j) {
+        const float v = gen((r0 + r) * cols + j);
+        strip[r * cols + j] = v;
+        float& m = amax[j / kFp8Block];
+        m = std::max(m, std::fabs(v));
       }
-      for (int64_t cb = 0; cb < col_blocks; ++cb) {
-        const float scale =
+    }
+    for (int64_t cb = 0; cb < col_blocks; ++cb) {
+      const float scale =
             amax[cb] > 0.0f ? std::exp2(std::ceil(std::log2(amax[cb] / 448.0f))) : 1.0f;
-        if (!twin) scale_inv->data<float>()[rb * col_blocks + cb] = scale;
-        const int64_t c0 = cb * kFp8Block;
-        const int64_t c1 = std::min(cols, c0 + kFp8Block);
-        for (int64_t r = 0; r < nr; ++r) {
-          for (int64_t j = c0; j < c1; ++j) {
-            const uint8_t q = f32_to_fp8e4m3(strip[r * cols + j] / scale);
-            const int64_t idx = (r0 + r) * cols + j;
-            if (twin) {
-              out.data<uint16_t>()[idx] = f32_to_bf16(fp8e4m3_to_f32(q) * scale);
-            } else {
-              out.data<uint8_t>()[idx] = q;
-            }
+      if (!twin) scale_inv.data<float>()[rb * col_blocks + cb] = scale;
+      const int64_t c0 = cb * kFp8Block;
+      const int64_t c1 = std::min(cols, c0 + kFp8Block);
+      for (int64_t r = 0; r < nr; ++r) {
+        for (int64_t j = c0; j < c1; ++j) {
+          const uint8_t q = f32_to_fp8e4m3(strip[r * cols + j] / scale);
+          const int64_t idx = (r0 + r) * cols + j;
+          if (twin) {
+            out.data<uint16_t>()[idx] = f32_to_bf16(fp8e4m3_to_f32(q) * scale);
+          } else {
+            out.data<uint8_t>()[idx] = q;
           }
         }
       }
     }
-  });
+  }
 }
 
 Status write_file(const std::string& path, const std::string& text) {
@@ -257,16 +271,16 @@ void set_arch(ModelConfig& c, bool v3) {
 
 StatusOr<ModelConfig> preset_config(const std::string& arch, const std::string& preset) {
   if (!arch.empty() && arch != "deepseek_v3" && arch != "deepseek_v2") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "gen-model: unknown arch '", arch, "' (expected deepseek_v3 or deepseek_v2)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("gen-model: unknown arch '", arch, "' (expected deepseek_v3 or deepseek_v2)"));
   }
   std::string fixed_arch;  // presets that exist for one architecture only
   if (preset == "v2-lite-4l") fixed_arch = "deepseek_v2";
   if (preset == "v3-4l") fixed_arch = "deepseek_v3";
   if (!fixed_arch.empty() && !arch.empty() && arch != fixed_arch) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "gen-model: preset '", preset, "' is a ", fixed_arch, " model; drop --arch ", arch,
-        " or pass --arch ", fixed_arch));
+    return absl::InvalidArgumentError(absl::StrCat("gen-model: preset '", preset, "' is a ",
+                                                   fixed_arch, " model; drop --arch ", arch,
+                                                   " or pass --arch ", fixed_arch));
   }
   const std::string a = !fixed_arch.empty() ? fixed_arch : (arch.empty() ? "deepseek_v3" : arch);
   const bool v3 = a == "deepseek_v3";
@@ -380,8 +394,9 @@ Status generate_model(const std::string& out_dir, const GenModelOptions& opts,
 Status generate_model_from_config(const std::string& out_dir, const ModelConfig& config,
                                   const GenModelOptions& opts, const GenProgress& progress) {
   if (opts.dtype != DType::kF32 && opts.dtype != DType::kBF16 && opts.dtype != DType::kF8E4M3) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "gen-model: dtype ", std::string(dtype_name(opts.dtype)), " is not supported (F32, BF16, F8_E4M3)"));
+    return absl::InvalidArgumentError(absl::StrCat("gen-model: dtype ",
+                                                   std::string(dtype_name(opts.dtype)),
+                                                   " is not supported (F32, BF16, F8_E4M3)"));
   }
   if (opts.dequantized_twin && opts.dtype != DType::kF8E4M3) {
     return absl::InvalidArgumentError(
@@ -402,8 +417,8 @@ Status generate_model_from_config(const std::string& out_dir, const ModelConfig&
   c.eos_token_id = c.eos_token_id.value_or(1);
   if (c.vocab_size < kGenTokenizerMinVocab) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "gen-model: vocab_size %d is too small for the generated tokenizer (min %d)",
-        c.vocab_size, kGenTokenizerMinVocab));
+        "gen-model: vocab_size %d is too small for the generated tokenizer (min %d)", c.vocab_size,
+        kGenTokenizerMinVocab));
   }
   // Validates the config the same way loading it back will.
   const std::string config_json = model_config_to_json(c);
@@ -417,27 +432,45 @@ Status generate_model_from_config(const std::string& out_dir, const ModelConfig&
   }
 
   const std::vector<Spec> specs = build_specs(c, opts.dtype);
-  CheckpointWriter writer;
-  for (size_t i = 0; i < specs.size(); ++i) {
+  const int64_t num_tensors = static_cast<int64_t>(specs.size());
+  std::vector<Tensor> weights(num_tensors);
+  std::vector<Tensor> scales(num_tensors);  // F32 scale_inv of fp8 tensors (not in twins)
+  for (int64_t i = 0; i < num_tensors; ++i) {
+    const GenTensorSpec& t = specs[i].t;
+    weights[i] = Tensor::empty(t.fp8_scale && twin ? DType::kBF16 : t.dtype, t.shape);
+    if (t.fp8_scale && !twin) {
+      scales[i] = Tensor::empty(DType::kF32, {(t.shape[0] + kFp8Block - 1) / kFp8Block,
+                                              (t.shape[1] + kFp8Block - 1) / kFp8Block});
+    }
+  }
+  // One tensor per task, largest first: thousands of expert tensors balance the threads
+  // without a parallel region (and its barrier) per tensor.
+  std::vector<int64_t> order(num_tensors);
+  for (int64_t i = 0; i < num_tensors; ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int64_t a, int64_t b) { return weights[a].numel() > weights[b].numel(); });
+  std::atomic<size_t> done{0};
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t j = 0; j < num_tensors; ++j) {
+    const int64_t i = order[j];
     const Spec& s = specs[i];
     const int64_t in_features = s.t.shape.size() == 2 ? s.t.shape[1] : s.t.shape[0];
-    const ValueGen gen(name_key(opts.seed, s.t.name), s.kind, in_features);
+    const ValueGen gen(name_key(opts.seed, s.t.name), s.kind, in_features, s.router_std);
     if (s.t.fp8_scale) {
-      const int64_t rows = s.t.shape[0];
-      const int64_t cols = s.t.shape[1];
-      Tensor scale_inv =
-          Tensor::empty(DType::kF32, {(rows + kFp8Block - 1) / kFp8Block,
-                                      (cols + kFp8Block - 1) / kFp8Block});
-      Tensor w = Tensor::empty(twin ? DType::kBF16 : DType::kF8E4M3, s.t.shape);
-      fill_fp8(gen, rows, cols, twin, w, &scale_inv);
-      writer.add(s.t.name, std::move(w));
-      if (!twin) writer.add(s.t.name + "_scale_inv", std::move(scale_inv));
+      fill_fp8(gen, s.t.shape[0], s.t.shape[1], twin, weights[i], scales[i]);
     } else {
-      Tensor w = Tensor::empty(s.t.dtype, s.t.shape);
-      fill_plain(gen, w);
-      writer.add(s.t.name, std::move(w));
+      fill_plain(gen, weights[i]);
     }
-    if (progress) progress(i + 1, specs.size());
+    const size_t finished = done.fetch_add(1) + 1;
+    if (progress && omp_get_thread_num() == 0) progress(finished, specs.size());
+  }
+  if (progress) progress(specs.size(), specs.size());
+  CheckpointWriter writer;
+  for (int64_t i = 0; i < num_tensors; ++i) {
+    writer.add(specs[i].t.name, std::move(weights[i]));
+    if (specs[i].t.fp8_scale && !twin) {
+      writer.add(specs[i].t.name + "_scale_inv", std::move(scales[i]));
+    }
   }
   MS_RETURN_IF_ERROR(writer.write(out_dir, opts.num_shards));
   MS_RETURN_IF_ERROR(write_file(out_dir + "/config.json", config_json));

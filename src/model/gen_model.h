@@ -49,7 +49,8 @@ struct GenModelOptions {
   bool dequantized_twin = false;
 };
 
-// (tensors generated, total tensors); called from the calling thread.
+// (tensors generated, total tensors); called from the calling thread, not necessarily for
+// every count; the last call is (total, total).
 using GenProgress = std::function<void(size_t, size_t)>;
 
 // The ModelConfig of a preset (dtype fields left at bfloat16 / no quantisation).

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <fstream>
 #include <map>
+#include <set>
 #include <utility>
 #include <vector>
 
@@ -125,8 +126,7 @@ std::vector<std::pair<std::string, std::string>> learn_merges(
     for (auto& [symbols, count] : words) {
       std::vector<std::string> next;
       for (size_t i = 0; i < symbols.size(); ++i) {
-        if (i + 1 < symbols.size() && symbols[i] == merge.first &&
-            symbols[i + 1] == merge.second) {
+        if (i + 1 < symbols.size() && symbols[i] == merge.first && symbols[i + 1] == merge.second) {
           next.push_back(joined);
           ++i;
         } else {
@@ -183,27 +183,33 @@ StatusOr<std::string> generated_tokenizer_json(int64_t vocab_size) {
   const std::vector<std::string> alphabet = byte_level_alphabet();
   const auto merges = learn_merges(alphabet, vocab_size - kGenTokenizerMinVocab);
 
+  // ordered_json keeps ids in order but looks keys up linearly: append to its vector
+  // directly and keep uniqueness in a set (vocabularies reach 10^5 entries).
   OJson vocab = OJson::object();
+  auto& entries = vocab.get_ref<OJson::object_t&>();
+  std::set<std::string> seen;
   int64_t next_id = 0;
-  for (const char* s : {kBos, kEos, kUser, kAssistant}) vocab[s] = next_id++;
-  for (const std::string& s : alphabet) vocab[s] = next_id++;
+  auto add = [&](std::string token) {
+    if (!seen.insert(token).second) return;
+    entries.emplace_back(std::move(token), next_id++);
+  };
+  for (const char* s : {kBos, kEos, kUser, kAssistant}) add(s);
+  for (const std::string& s : alphabet) add(s);
   OJson merges_json = OJson::array();
   for (const auto& [a, b] : merges) {
     // Two merges can spell the same string ("a"+"bc", "ab"+"c"): one id serves both.
-    if (!vocab.contains(a + b)) vocab[a + b] = next_id++;
+    add(a + b);
     merges_json.push_back(a + " " + b);
   }
-  for (int64_t r = 0; next_id < vocab_size; ++r) {
-    vocab[absl::StrCat("<|reserved_", r, "|>")] = next_id++;
-  }
+  for (int64_t r = 0; next_id < vocab_size; ++r) add(absl::StrCat("<|reserved_", r, "|>"));
 
   OJson tok;
   tok["version"] = "1.0";
   tok["truncation"] = nullptr;
   tok["padding"] = nullptr;
-  tok["added_tokens"] = OJson::array({added_token(0, kBos, true), added_token(1, kEos, true),
-                                      added_token(2, kUser, false),
-                                      added_token(3, kAssistant, false)});
+  tok["added_tokens"] =
+      OJson::array({added_token(0, kBos, true), added_token(1, kEos, true),
+                    added_token(2, kUser, false), added_token(3, kAssistant, false)});
   tok["normalizer"] = nullptr;
   tok["pre_tokenizer"] = {{"type", "ByteLevel"},
                           {"add_prefix_space", false},
@@ -250,9 +256,8 @@ std::string generated_tokenizer_config_json(int64_t model_max_length) {
           "{% endif %}{{ bos_token }}{% for message in messages %}"
           "{% if message['role'] == 'system' %}{{ message['content'] }}{% endif %}{% endfor %}"
           "{% for message in messages %}{% if message['role'] == 'user' %}{{ '") +
-      kUser +
-      "' + message['content'] }}{% elif message['role'] == 'assistant' %}{{ '" + kAssistant +
-      "' + message['content'] + '" + kEos +
+      kUser + "' + message['content'] }}{% elif message['role'] == 'assistant' %}{{ '" +
+      kAssistant + "' + message['content'] + '" + kEos +
       "' }}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '" + kAssistant +
       "' }}{% endif %}";
   OJson c;

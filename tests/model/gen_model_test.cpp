@@ -12,15 +12,12 @@
 #include "model/checkpoint.h"
 #include "model/gen_tokenizer.h"
 #include "nlohmann/json.hpp"
+#include "temp_dir.h"
 
 namespace moeserve {
 namespace {
 
-std::string temp_dir(const std::string& name) {
-  const std::string d = ::testing::TempDir() + "/gen_model_test_" + name;
-  std::filesystem::remove_all(d);
-  return d;
-}
+using testing_dirs::temp_dir;
 
 std::string read_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
@@ -47,9 +44,13 @@ std::string model_dir(const std::string& arch, DType dtype, int shards, uint64_t
 
 float as_f32(const Tensor& t, int64_t i) {
   switch (t.dtype()) {
-    case DType::kF32: return t.data<float>()[i];
-    case DType::kBF16: return bf16_to_f32(t.data<uint16_t>()[i]);
-    default: ADD_FAILURE() << "unexpected dtype"; return 0.0f;
+    case DType::kF32:
+      return t.data<float>()[i];
+    case DType::kBF16:
+      return bf16_to_f32(t.data<uint16_t>()[i]);
+    default:
+      ADD_FAILURE() << "unexpected dtype";
+      return 0.0f;
   }
 }
 
@@ -151,6 +152,10 @@ TEST_P(GenModelLayout, CheckpointMatchesSpecsAndConfigRoundTrips) {
   EXPECT_EQ(cfg->eos_token_id, 1);
   EXPECT_EQ(cfg->fp8_block_quant, k.dtype == DType::kF8E4M3);
   EXPECT_EQ(cfg->torch_dtype, k.dtype == DType::kF32 ? "float32" : "bfloat16");
+  ModelConfig full = *want;  // every field: the preset plus what the dtype sets
+  full.torch_dtype = cfg->torch_dtype;
+  full.fp8_block_quant = cfg->fp8_block_quant;
+  EXPECT_TRUE(*cfg == full);
   // Serialising the parsed config again gives the same text.
   EXPECT_EQ(model_config_to_json(*cfg), read_file(dir + "/config.json"));
 
@@ -168,15 +173,14 @@ TEST_P(GenModelLayout, CheckpointMatchesSpecsAndConfigRoundTrips) {
       auto sc = ck->get(s.name + "_scale_inv");
       ASSERT_TRUE(sc.ok()) << sc.status();
       EXPECT_EQ(sc->dtype(), DType::kF32);
-      EXPECT_EQ(sc->shape(), (std::vector<int64_t>{(s.shape[0] + 127) / 128,
-                                                    (s.shape[1] + 127) / 128}));
+      EXPECT_EQ(sc->shape(),
+                (std::vector<int64_t>{(s.shape[0] + 127) / 128, (s.shape[1] + 127) / 128}));
     }
   }
   const std::vector<std::string> names = ck->names();
   EXPECT_EQ(std::set<std::string>(names.begin(), names.end()), expected);
   EXPECT_EQ(ck->has("lm_head.weight"), true);
-  EXPECT_EQ(ck->has("model.layers.1.mlp.gate.e_score_correction_bias"),
-            k.arch == "deepseek_v3");
+  EXPECT_EQ(ck->has("model.layers.1.mlp.gate.e_score_correction_bias"), k.arch == "deepseek_v3");
   EXPECT_EQ(ck->has("model.layers.0.mlp.gate.weight"), false);  // first_k_dense_replace 1
   EXPECT_EQ(ck->has("model.layers.1.self_attn.q_proj.weight"), k.arch == "deepseek_v2");
   EXPECT_EQ(std::filesystem::exists(dir + "/model.safetensors.index.json"), k.shards > 1);
@@ -192,8 +196,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(Case{"deepseek_v3", DType::kF32, 1}, Case{"deepseek_v3", DType::kBF16, 3},
                       Case{"deepseek_v3", DType::kF8E4M3, 1},
                       Case{"deepseek_v3", DType::kF8E4M3, 3}, Case{"deepseek_v2", DType::kF32, 3},
-                      Case{"deepseek_v2", DType::kBF16, 1},
-                      Case{"deepseek_v2", DType::kF8E4M3, 3}),
+                      Case{"deepseek_v2", DType::kBF16, 1}, Case{"deepseek_v2", DType::kF8E4M3, 3}),
     [](const ::testing::TestParamInfo<Case>& info) {
       return absl::StrCat(info.param.arch, "_", std::string(dtype_name(info.param.dtype)), "_",
                           info.param.shards);
@@ -308,6 +311,22 @@ TEST(GenTokenizer, VocabCoversExactlyTheConfiguredIds) {
   EXPECT_EQ(cfg["add_bos_token"], true);
   EXPECT_EQ(cfg["bos_token"]["content"], "<｜begin▁of▁sentence｜>");
   EXPECT_NE(cfg["chat_template"].get<std::string>().find("<｜Assistant｜>"), std::string::npos);
+}
+
+TEST(GenModel, TiedEmbeddingsAndMoeLayerFrequencyShapeTheTensorList) {
+  auto c = preset_config("deepseek_v2", "tiny");
+  ASSERT_TRUE(c.ok());
+  c->tie_word_embeddings = true;
+  c->num_hidden_layers = 4;
+  c->moe_layer_freq = 2;
+  std::set<std::string> names;
+  for (const GenTensorSpec& s : checkpoint_tensor_specs(*c, DType::kBF16)) names.insert(s.name);
+  EXPECT_FALSE(names.count("lm_head.weight"));
+  EXPECT_TRUE(names.count("model.layers.1.mlp.down_proj.weight"));
+  EXPECT_TRUE(names.count("model.layers.2.mlp.experts.15.down_proj.weight"));
+  EXPECT_TRUE(names.count("model.layers.2.mlp.shared_experts.up_proj.weight"));
+  EXPECT_FALSE(names.count("model.layers.2.mlp.gate.e_score_correction_bias"));  // v2
+  EXPECT_TRUE(names.count("model.layers.3.mlp.gate_proj.weight"));
 }
 
 }  // namespace

@@ -295,9 +295,9 @@ StatusOr<ReferenceModel> ReferenceModel::load(const std::string& dir) {
                                             c.kv_lora_rank + c.qk_rope_head_dim, h));
     MS_ASSIGN_OR_RETURN(l.kv_a_norm,
                         load_values(ck, c, a + "kv_a_layernorm.weight", {c.kv_lora_rank}));
-    MS_ASSIGN_OR_RETURN(l.kv_b, load_matrix(ck, c, a + "kv_b_proj.weight",
-                                            heads * (c.qk_nope_head_dim + c.v_head_dim),
-                                            c.kv_lora_rank));
+    MS_ASSIGN_OR_RETURN(l.kv_b,
+                        load_matrix(ck, c, a + "kv_b_proj.weight",
+                                    heads * (c.qk_nope_head_dim + c.v_head_dim), c.kv_lora_rank));
     MS_ASSIGN_OR_RETURN(l.o, load_matrix(ck, c, a + "o_proj.weight", h, heads * c.v_head_dim));
     l.moe = c.is_moe_layer(li);
     if (!l.moe) {
@@ -310,8 +310,8 @@ StatusOr<ReferenceModel> ReferenceModel::load(const std::string& dir) {
                                                       {c.n_routed_experts}));
       }
       for (int64_t e = 0; e < c.n_routed_experts; ++e) {
-        MS_ASSIGN_OR_RETURN(Mlp ex, load_mlp(ck, c, absl::StrCat(p, "mlp.experts.", e),
-                                             c.moe_intermediate_size));
+        MS_ASSIGN_OR_RETURN(
+            Mlp ex, load_mlp(ck, c, absl::StrCat(p, "mlp.experts.", e), c.moe_intermediate_size));
         l.experts.push_back(std::move(ex));
       }
       if (c.n_shared_experts > 0) {
@@ -382,8 +382,7 @@ std::vector<std::vector<double>> ReferenceModel::attention(
 
 std::vector<double> ReferenceModel::moe(const Layer& l, const std::vector<double>& x) const {
   const ModelConfig& c = config_;
-  const std::vector<double> scores =
-      reference::score_experts(matvec(l.router, x), c.scoring_func);
+  const std::vector<double> scores = reference::score_experts(matvec(l.router, x), c.scoring_func);
   const reference::Routing r = reference::select_experts(scores, l.score_bias, c);
   std::vector<double> y(c.hidden_size, 0.0);
   for (size_t k = 0; k < r.ids.size(); ++k) {
@@ -397,8 +396,7 @@ std::vector<double> ReferenceModel::moe(const Layer& l, const std::vector<double
   return y;
 }
 
-std::vector<std::vector<double>> ReferenceModel::forward(
-    const std::vector<int32_t>& tokens) const {
+std::vector<std::vector<double>> ReferenceModel::forward(const std::vector<int32_t>& tokens) const {
   const ModelConfig& c = config_;
   const int64_t num_tokens = static_cast<int64_t>(tokens.size());
   const int64_t h = c.hidden_size;
@@ -409,7 +407,8 @@ std::vector<std::vector<double>> ReferenceModel::forward(
   }
   for (const Layer& l : layers_) {
     std::vector<std::vector<double>> x(num_tokens);
-    for (int64_t t = 0; t < num_tokens; ++t) x[t] = rms_norm(hidden[t], l.input_norm, c.rms_norm_eps);
+    for (int64_t t = 0; t < num_tokens; ++t)
+      x[t] = rms_norm(hidden[t], l.input_norm, c.rms_norm_eps);
     const std::vector<std::vector<double>> a = attention(l, x);
     for (int64_t t = 0; t < num_tokens; ++t) {
       for (int64_t i = 0; i < h; ++i) hidden[t][i] += a[t][i];

@@ -92,10 +92,10 @@ class ReferenceModel {
     Matrix o;                                             // [hidden, H*v]
     bool moe = false;
     Mlp dense;
-    Matrix router;                      // [E, hidden]
-    std::vector<double> score_bias;     // [E], noaux_tc only
-    std::vector<Mlp> experts;           // [E]
-    std::optional<Mlp> shared;          // moe_intermediate * n_shared
+    Matrix router;                   // [E, hidden]
+    std::vector<double> score_bias;  // [E], noaux_tc only
+    std::vector<Mlp> experts;        // [E]
+    std::optional<Mlp> shared;       // moe_intermediate * n_shared
   };
 
  private:

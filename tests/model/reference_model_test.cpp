@@ -9,6 +9,7 @@
 
 #include "model/gen_model.h"
 #include "nlohmann/json.hpp"
+#include "temp_dir.h"
 
 namespace moeserve {
 namespace {
@@ -126,7 +127,7 @@ TEST(ReferenceRope, YarnInvFreqMatchesHandComputedValues) {
   const reference::RopeTable t = reference::rope_table(yarn_config(64, 1.0, 1.0));
   ASSERT_EQ(t.inv_freq.size(), 32u);
   EXPECT_NEAR(t.inv_freq[20], 0.0007905694150420946, 1e-18);
-  EXPECT_DOUBLE_EQ(t.inv_freq[0], 1.0);                       // below the range: extrapolated
+  EXPECT_DOUBLE_EQ(t.inv_freq[0], 1.0);  // below the range: extrapolated
   EXPECT_NEAR(t.inv_freq[31], std::pow(1e4, -62.0 / 64) / 40, 1e-18);  // above: interpolated
   EXPECT_DOUBLE_EQ(t.attention_factor, 1.0);
 
@@ -178,9 +179,8 @@ TEST(ReferenceRope, RotationDependsOnRelativePositionOnly) {
 // --- whole-model checks on generated tiny checkpoints --------------------------------------
 
 std::string generate(const std::string& arch, DType dtype, bool twin = false) {
-  const std::string d = ::testing::TempDir() + "/reference_model_test_" + arch + "_" +
-                        std::string(dtype_name(dtype)) + (twin ? "_twin" : "");
-  std::filesystem::remove_all(d);
+  const std::string d = testing_dirs::temp_dir(
+      absl::StrCat(arch, "_", std::string(dtype_name(dtype)), twin ? "_twin" : ""));
   GenModelOptions o;
   o.arch = arch;
   o.preset = "tiny";
@@ -251,12 +251,12 @@ TEST_P(ReferenceModelTest, Fp8MatchesItsDequantisedTwin) {
   ASSERT_TRUE(t.ok()) << t.status();
   const auto lq = q->forward(kTokens);
   const auto lt = t->forward(kTokens);
-  // The twin rounds fp8 * scale to bf16 (8 significant bits): tiny differences only.
-  EXPECT_LT(max_abs_diff(lq, lt), 1e-2 * max_abs(lq));
+  // The twin rounds fp8 * scale to bf16 (8 significant bits), a perturbation like bf16 vs
+  // f32 (about 1% of the logits here); fp8 vs the f32 original moves them by 12-20%.
+  EXPECT_LT(max_abs_diff(lq, lt), 2e-2 * max_abs(lq));
 }
 
-INSTANTIATE_TEST_SUITE_P(Tiny, ReferenceModelTest,
-                         ::testing::Values("deepseek_v3", "deepseek_v2"));
+INSTANTIATE_TEST_SUITE_P(Tiny, ReferenceModelTest, ::testing::Values("deepseek_v3", "deepseek_v2"));
 
 TEST(ReferenceModelLoad, ShapeMismatchIsAnErrorNamingTheTensor) {
   const std::string dir = generate("deepseek_v3", DType::kBF16);
@@ -269,8 +269,50 @@ TEST(ReferenceModelLoad, ShapeMismatchIsAnErrorNamingTheTensor) {
   std::ofstream(dir + "/config.json", std::ios::trunc) << cfg.dump(2);
   auto m = ReferenceModel::load(dir);
   ASSERT_FALSE(m.ok());
-  EXPECT_NE(m.status().message().find("kv_a_proj_with_mqa"), std::string_view::npos)
-      << m.status();
+  EXPECT_NE(m.status().message().find("kv_a_proj_with_mqa"), std::string_view::npos) << m.status();
+}
+
+TEST(ReferenceModelVariants, SmallGreedyV2Preset) {
+  const std::string dir = testing_dirs::temp_dir("small_v2");
+  GenModelOptions o;
+  o.arch = "deepseek_v2";
+  o.preset = "small";
+  o.seed = 3;
+  ASSERT_TRUE(generate_model(dir, o).ok());
+  auto m = ReferenceModel::load(dir);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->config().topk_method, TopkMethod::kGreedy);
+  const auto logits = m->forward({0, 1000, 2047, 7});
+  ASSERT_EQ(logits.size(), 4u);
+  for (const auto& row : logits) {
+    ASSERT_EQ(row.size(), 2048u);
+    for (double v : row) ASSERT_TRUE(std::isfinite(v));
+  }
+  EXPECT_GT(max_abs_diff({logits[3]}, {logits[2]}), 1e-3);
+}
+
+TEST(ReferenceModelVariants, TiedEmbeddingsSparseMoeLayersPlainRope) {
+  auto c = preset_config("deepseek_v3", "tiny");
+  ASSERT_TRUE(c.ok());
+  c->tie_word_embeddings = true;
+  c->num_hidden_layers = 4;
+  c->moe_layer_freq = 2;  // layers 0 (first_k_dense), 1, 3 dense; layer 2 MoE
+  c->rope_scaling = RopeScaling{};
+  const std::string dir = testing_dirs::temp_dir("variant");
+  GenModelOptions o;
+  o.seed = 5;
+  const Status st = generate_model_from_config(dir, *c, o);
+  ASSERT_TRUE(st.ok()) << st;
+  auto m = ReferenceModel::load(dir);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_TRUE(m->config().tie_word_embeddings);
+  EXPECT_FALSE(m->config().rope_scaling.yarn);
+  EXPECT_FALSE(m->config().is_moe_layer(1));
+  EXPECT_TRUE(m->config().is_moe_layer(2));
+  const auto logits = m->forward(kTokens);
+  for (const auto& row : logits) {
+    for (double v : row) ASSERT_TRUE(std::isfinite(v));
+  }
 }
 
 }  // namespace
