@@ -9,7 +9,7 @@
 
 namespace moeserve::gemv {
 
-inline constexpr int64_t kGemvMaxRows = 4;
+inline constexpr int64_t kGemvMaxRows = 8;
 
 struct GemvArgs {
   const float* x;  // [m, k], row stride ldx
