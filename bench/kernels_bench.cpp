@@ -74,8 +74,8 @@ void BM_Linear(benchmark::State& st) {
   const double iters = static_cast<double>(st.iterations());
   st.counters["GB/s"] = benchmark::Counter(
       iters * static_cast<double>(n * k * dtype_size(dt)) / 1e9, benchmark::Counter::kIsRate);
-  st.counters["GFLOP/s"] = benchmark::Counter(iters * 2.0 * m * n * k / 1e9,
-                                              benchmark::Counter::kIsRate);
+  st.counters["GFLOP/s"] =
+      benchmark::Counter(iters * 2.0 * m * n * k / 1e9, benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_Linear)
     ->ArgsProduct({{4096}, {2048}, {1, 2, 4}, {0, 1}, {1}})
@@ -88,12 +88,11 @@ BENCHMARK(BM_Linear)
 void BM_MlaDecode(benchmark::State& st) {
   const int64_t H = st.range(0), L = 512, R = 64, bs = 16, kv = st.range(1);
   const int64_t entry = L + R, nb = (kv + bs - 1) / bs;
-  std::vector<float> cache(nb * bs * entry, 0.01f), ql(H * L, 0.1f), qp(H * R, 0.1f),
-      out(H * L);
+  std::vector<float> cache(nb * bs * entry, 0.01f), ql(H * L, 0.1f), qp(H * R, 0.1f), out(H * L);
   std::vector<int32_t> table(nb);
   for (int64_t b = 0; b < nb; ++b) table[b] = static_cast<int32_t>(b);
-  MlaDecodeParams p{ql.data(), qp.data(), cache.data(), table.data(), bs, bs * entry, entry,
-                    kv,        H,         L,            R,            0.1f, out.data()};
+  MlaDecodeParams p{ql.data(), qp.data(), cache.data(), table.data(), bs, bs * entry, entry, kv, H,
+                    L,         R,         0.1f,         out.data()};
   for (auto _ : st) {
     mla_decode(p);
     benchmark::DoNotOptimize(out.data());
@@ -105,10 +104,9 @@ BENCHMARK(BM_MlaDecode)->Args({16, 4096})->Args({128, 4096})->UseRealTime();
 
 void BM_MhaPrefill(benchmark::State& st) {
   const int64_t T = st.range(0), H = 16, dqk = 192, dv = 128;
-  std::vector<float> q(T * H * dqk, 0.1f), k(T * H * dqk, 0.1f), v(T * H * dv, 0.1f),
-      o(T * H * dv);
-  MhaParams p{q.data(), H * dqk, k.data(), H * dqk, v.data(), H * dv, o.data(), H * dv,
-              T,        T,       H,        dqk,     dv,       0.07f};
+  std::vector<float> q(T * H * dqk, 0.1f), k(T * H * dqk, 0.1f), v(T * H * dv, 0.1f), o(T * H * dv);
+  MhaParams p{q.data(), H * dqk, k.data(), H * dqk, v.data(), H * dv, o.data(),
+              H * dv,   T,       T,        H,       dqk,      dv,     0.07f};
   for (auto _ : st) {
     mha_prefill(p);
     benchmark::DoNotOptimize(o.data());

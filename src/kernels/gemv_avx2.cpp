@@ -13,8 +13,8 @@ namespace {
 template <bool kBf16>
 MS_AVX2 inline __m256 load_w8(const void* w, int64_t i) {
   if constexpr (kBf16) {
-    const __m128i h = _mm_loadu_si128(
-        reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(w) + i));
+    const __m128i h =
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(w) + i));
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
   } else {
     return _mm256_loadu_ps(static_cast<const float*>(w) + i);
@@ -86,14 +86,30 @@ MS_AVX2 void rows(const GemvArgs& a, int64_t n_begin, int64_t n_end) {
 template <bool kBf16>
 MS_AVX2 void dispatch_m(const GemvArgs& a, int64_t n_begin, int64_t n_end) {
   switch (a.m) {
-    case 1: rows<1, kBf16>(a, n_begin, n_end); break;
-    case 2: rows<2, kBf16>(a, n_begin, n_end); break;
-    case 3: rows<3, kBf16>(a, n_begin, n_end); break;
-    case 4: rows<4, kBf16>(a, n_begin, n_end); break;
-    case 5: rows<5, kBf16>(a, n_begin, n_end); break;
-    case 6: rows<6, kBf16>(a, n_begin, n_end); break;
-    case 7: rows<7, kBf16>(a, n_begin, n_end); break;
-    default: rows<8, kBf16>(a, n_begin, n_end); break;
+    case 1:
+      rows<1, kBf16>(a, n_begin, n_end);
+      break;
+    case 2:
+      rows<2, kBf16>(a, n_begin, n_end);
+      break;
+    case 3:
+      rows<3, kBf16>(a, n_begin, n_end);
+      break;
+    case 4:
+      rows<4, kBf16>(a, n_begin, n_end);
+      break;
+    case 5:
+      rows<5, kBf16>(a, n_begin, n_end);
+      break;
+    case 6:
+      rows<6, kBf16>(a, n_begin, n_end);
+      break;
+    case 7:
+      rows<7, kBf16>(a, n_begin, n_end);
+      break;
+    default:
+      rows<8, kBf16>(a, n_begin, n_end);
+      break;
   }
 }
 

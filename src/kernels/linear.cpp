@@ -70,8 +70,7 @@ void large_m_f32_weights(const float* x, int64_t m, int64_t ldx, const Tensor& w
 
 // bf16 weights without a bf16 matmul: each thread owns a contiguous range of output rows and
 // widens kWidenRows of them at a time into its scratch, then runs a single-threaded sgemm.
-void large_m_widen(const float* x, int64_t m, int64_t ldx, const Tensor& w, float* y,
-                   int64_t ldy) {
+void large_m_widen(const float* x, int64_t m, int64_t ldx, const Tensor& w, float* y, int64_t ldy) {
   const int64_t n = w.dim(0);
   const int64_t k = w.dim(1);
   const uint16_t* wb = w.data<uint16_t>();
@@ -149,8 +148,9 @@ StatusOr<Linear> Linear::create(Tensor w) {
         absl::StrCat("Linear: weight must be 2-D [out, in], got ", w.shape_string()));
   }
   if (w.dtype() != DType::kF32 && w.dtype() != DType::kBF16) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "Linear: weight dtype ", std::string(dtype_name(w.dtype())), " unsupported (need F32 or BF16)"));
+    return absl::InvalidArgumentError(absl::StrCat("Linear: weight dtype ",
+                                                   std::string(dtype_name(w.dtype())),
+                                                   " unsupported (need F32 or BF16)"));
   }
   if (w.raw() == nullptr && w.numel() > 0) {
     return absl::InvalidArgumentError("Linear: weight has no storage");
@@ -185,8 +185,8 @@ void linear_ref(const float* x, int64_t m, const Tensor& w, float* y) {
     for (int64_t j = 0; j < n; ++j) {
       double s = 0;
       for (int64_t i = 0; i < k; ++i) {
-        const float wv = bf16 ? bf16_to_f32(w.data<uint16_t>()[j * k + i])
-                              : w.data<float>()[j * k + i];
+        const float wv =
+            bf16 ? bf16_to_f32(w.data<uint16_t>()[j * k + i]) : w.data<float>()[j * k + i];
         s += static_cast<double>(wv) * x[r * k + i];
       }
       y[r * n + j] = static_cast<float>(s);

@@ -7,8 +7,8 @@ const dnnl::engine& engine() {
   return *e;
 }
 
-std::optional<dnnl::matmul::primitive_desc> matmul_pd(int64_t m, int64_t k, int64_t n,
-                                                      bool bf16, int64_t ldy) {
+std::optional<dnnl::matmul::primitive_desc> matmul_pd(int64_t m, int64_t k, int64_t n, bool bf16,
+                                                      int64_t ldy) {
   using dt = dnnl::memory::data_type;
   const dt in_type = bf16 ? dt::bf16 : dt::f32;
   try {

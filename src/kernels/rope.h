@@ -32,8 +32,8 @@ class RopeTable {
   // Rotates `heads` vectors of rotary_dim values per token, in place.
   // x points at token 0, head 0's rotary part; token t, head h lives at
   // x + t*token_stride + h*head_stride.
-  void apply(float* x, int64_t num_tokens, int64_t token_stride, int64_t heads,
-             int64_t head_stride, const int32_t* positions) const;
+  void apply(float* x, int64_t num_tokens, int64_t token_stride, int64_t heads, int64_t head_stride,
+             const int32_t* positions) const;
 
  private:
   RopeParams p_;
