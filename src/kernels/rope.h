@@ -1,7 +1,8 @@
 // Rotary position embedding with DeepSeek's YaRN scaling (the HF DeepseekV2/V3
 // YarnRotaryEmbedding math) applied to interleaved pairs (x[2i], x[2i+1]) with frequency i,
 // as DeepSeek's reference and vLLM (is_neox_style=False) apply it.
-// Thread-safety: immutable after construction.
+// Thread-safety: immutable after construction; apply() may be called concurrently on disjoint
+// data (it splits tokens over OpenMP threads itself).
 #pragma once
 
 #include <cstdint>
@@ -32,8 +33,8 @@ class RopeTable {
   // Rotates `heads` vectors of rotary_dim values per token, in place.
   // x points at token 0, head 0's rotary part; token t, head h lives at
   // x + t*token_stride + h*head_stride.
-  void apply(float* x, int64_t num_tokens, int64_t token_stride, int64_t heads, int64_t head_stride,
-             const int32_t* positions) const;
+  void apply(float* x, int64_t num_tokens, int64_t token_stride, int64_t heads,
+             int64_t head_stride, const int32_t* positions) const;
 
  private:
   RopeParams p_;
