@@ -18,7 +18,8 @@ const dnnl::engine& engine();
 std::optional<dnnl::matmul::primitive_desc> matmul_pd(int64_t m, int64_t k, int64_t n, bool bf16,
                                                       int64_t ldy);
 
-// True when a bf16 matmul primitive can be created here (probed once).
+// True when the CPU has native bf16 (AVX512-BF16 or AMX, within the ISA cap) and oneDNN can
+// create a bf16 matmul primitive here (probed once).
 bool bf16_matmul_available();
 
 }  // namespace moeserve::onednn
