@@ -1,6 +1,9 @@
 // MLA attention kernels over f32. Prefill uses the full multi-head form; decode uses the
 // absorbed form over the paged latent cache (normalised kv latent + roped k_pe per token).
 // Each has a scalar reference (_ref).
+// Thread-safety: stateless. The fast versions split work over OpenMP threads (heads and query
+// blocks for prefill, key ranges for decode) and run serially when called inside a parallel
+// region; inner products go through oneDNN's sgemm.
 #pragma once
 
 #include <cstdint>
@@ -34,7 +37,8 @@ void mha_prefill_ref(const MhaParams& p);
 // q_lat: [H, L] (q_nope already multiplied by W_UK), q_pe: [H, R] (roped).
 // The cache is paged: block b of the sequence is cache + block_table[b]*block_stride; inside a
 // block, token j's entry is at j*entry_stride: [L latent | R k_pe].
-// out_lat: [H, L] = softmax(scale * (q_lat·c + q_pe·k_pe)) · c over the first num_kv tokens.
+// out_lat: [H, L] = softmax(scale * (q_lat·c + q_pe·k_pe)) · c over the first num_kv tokens
+// (zeros when num_kv == 0).
 struct MlaDecodeParams {
   const float* q_lat;
   const float* q_pe;

@@ -15,8 +15,7 @@ namespace moeserve {
 namespace {
 
 double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 MS_TARGET_AVX2 uint64_t read_avx2(const uint8_t* p, int64_t n) {
@@ -77,7 +76,9 @@ double measure_dram_read_gbps(int64_t bytes, int repeats) {
   return best;
 }
 
-bool onednn_bf16_matmul_available() { return onednn::bf16_matmul_available(); }
+bool onednn_bf16_matmul_available() {
+  return onednn::bf16_matmul_available();
+}
 
 MatmulRate measure_onednn_matmul_gflops(bool want_bf16, int64_t size, int repeats) {
   MatmulRate rate;

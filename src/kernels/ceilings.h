@@ -20,7 +20,8 @@ struct MatmulRate {
 // implements it, else f32. Best of `repeats` timed runs after one warm-up.
 MatmulRate measure_onednn_matmul_gflops(bool want_bf16, int64_t size = 2048, int repeats = 5);
 
-// Whether oneDNN can create a bf16 matmul on this CPU (probed once).
+// Whether Linear uses oneDNN's bf16 matmul here: native bf16 in the CPU (AVX512-BF16/AMX)
+// and a creatable primitive (probed once).
 bool onednn_bf16_matmul_available();
 
 }  // namespace moeserve

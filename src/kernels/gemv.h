@@ -9,12 +9,12 @@
 
 namespace moeserve::gemv {
 
-inline constexpr int64_t kGemvMaxRows = 4;
+inline constexpr int64_t kGemvMaxRows = 8;
 
 struct GemvArgs {
   const float* x;  // [m, k], row stride ldx
   int64_t ldx;
-  int64_t m;  // 1..kGemvMaxRows
+  int64_t m;      // 1..kGemvMaxRows
   const void* w;  // [n, k] row-major, bf16 or f32
   bool w_bf16;
   int64_t k;

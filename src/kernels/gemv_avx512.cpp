@@ -17,8 +17,8 @@ namespace {
 template <bool kBf16>
 MS_AVX512 inline __m512 load_w16(const void* w, int64_t i) {
   if constexpr (kBf16) {
-    const __m256i h = _mm256_loadu_si256(
-        reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(w) + i));
+    const __m256i h =
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(w) + i));
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
   } else {
     return _mm512_loadu_ps(static_cast<const float*>(w) + i);
@@ -34,7 +34,9 @@ MS_AVX512 inline float weight_at(const void* w, int64_t i) {
   }
 }
 
-MS_AVX512 inline float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
+MS_AVX512 inline float hsum(__m512 v) {
+  return _mm512_reduce_add_ps(v);
+}
 
 // R weight rows at a time against M x rows: R*M accumulators, M x vectors and R weight
 // vectors live in the 32 zmm registers.
@@ -43,19 +45,19 @@ MS_AVX512 void block(const GemvArgs& a, int64_t n0) {
   __m512 acc[R][M];
 #pragma GCC unroll 4
   for (int i = 0; i < R; ++i) {
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int r = 0; r < M; ++r) acc[i][r] = _mm512_setzero_ps();
   }
   const int64_t k = a.k;
   const int64_t k16 = k & ~int64_t{15};
   for (int64_t kk = 0; kk < k16; kk += 16) {
     __m512 xv[M];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int r = 0; r < M; ++r) xv[r] = _mm512_loadu_ps(a.x + r * a.ldx + kk);
 #pragma GCC unroll 4
     for (int i = 0; i < R; ++i) {
       const __m512 wv = load_w16<kBf16>(a.w, (n0 + i) * k + kk);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
       for (int r = 0; r < M; ++r) acc[i][r] = _mm512_fmadd_ps(wv, xv[r], acc[i][r]);
     }
   }
@@ -72,7 +74,7 @@ MS_AVX512 void block(const GemvArgs& a, int64_t n0) {
 
 template <int M, bool kBf16>
 MS_AVX512 void rows(const GemvArgs& a, int64_t n_begin, int64_t n_end) {
-  constexpr int R = 4;
+  constexpr int R = M <= 4 ? 4 : 2;
   int64_t n = n_begin;
   for (; n + R <= n_end; n += R) block<M, R, kBf16>(a, n);
   for (; n < n_end; ++n) block<M, 1, kBf16>(a, n);
@@ -81,10 +83,30 @@ MS_AVX512 void rows(const GemvArgs& a, int64_t n_begin, int64_t n_end) {
 template <bool kBf16>
 MS_AVX512 void dispatch_m(const GemvArgs& a, int64_t n_begin, int64_t n_end) {
   switch (a.m) {
-    case 1: rows<1, kBf16>(a, n_begin, n_end); break;
-    case 2: rows<2, kBf16>(a, n_begin, n_end); break;
-    case 3: rows<3, kBf16>(a, n_begin, n_end); break;
-    default: rows<4, kBf16>(a, n_begin, n_end); break;
+    case 1:
+      rows<1, kBf16>(a, n_begin, n_end);
+      break;
+    case 2:
+      rows<2, kBf16>(a, n_begin, n_end);
+      break;
+    case 3:
+      rows<3, kBf16>(a, n_begin, n_end);
+      break;
+    case 4:
+      rows<4, kBf16>(a, n_begin, n_end);
+      break;
+    case 5:
+      rows<5, kBf16>(a, n_begin, n_end);
+      break;
+    case 6:
+      rows<6, kBf16>(a, n_begin, n_end);
+      break;
+    case 7:
+      rows<7, kBf16>(a, n_begin, n_end);
+      break;
+    default:
+      rows<8, kBf16>(a, n_begin, n_end);
+      break;
   }
 }
 

@@ -21,13 +21,17 @@
 namespace moeserve {
 namespace {
 
-// Up to this many rows the GEMV (one pass over the weights per 4 rows) beats widening the
-// weights for oneDNN's f32 GEMM; measured on AVX2 with bf16 weights (see the kernel bench).
-constexpr int64_t kSmallMMax = 4;
+// Largest m that takes the GEMV. Measured on AVX2 (2048 in, 8k-16k out, one thread): the GEMV
+// (one pass over the weights per 8 rows) beats oneDNN's f32 GEMM, for bf16 (widened) and f32
+// weights alike, up to m ~ 10-12. Where oneDNN has a native bf16 matmul (AVX512-BF16/AMX) it
+// wins earlier; the portable GEMV is scalar and loses to oneDNN beyond one row.
+constexpr int64_t kSmallMMaxAvx = 8;
+constexpr int64_t kSmallMMaxNativeBf16 = 4;
+constexpr int64_t kSmallMMaxPortable = 1;
 // Output rows per thread chunk of the GEMV; keeps chunks long enough to stream.
 constexpr int64_t kGemvMinRows = 16;
 // Weight rows widened to f32 per oneDNN call in the bf16-weights/f32-GEMM fallback.
-constexpr int64_t kWidenRows = 128;
+constexpr int64_t kWidenRows = 256;  // ~95% of plain sgemm at m=512 (measured)
 
 struct AlignedBuffer {
   float* data = nullptr;
@@ -66,8 +70,7 @@ void large_m_f32_weights(const float* x, int64_t m, int64_t ldx, const Tensor& w
 
 // bf16 weights without a bf16 matmul: each thread owns a contiguous range of output rows and
 // widens kWidenRows of them at a time into its scratch, then runs a single-threaded sgemm.
-void large_m_widen(const float* x, int64_t m, int64_t ldx, const Tensor& w, float* y,
-                   int64_t ldy) {
+void large_m_widen(const float* x, int64_t m, int64_t ldx, const Tensor& w, float* y, int64_t ldy) {
   const int64_t n = w.dim(0);
   const int64_t k = w.dim(1);
   const uint16_t* wb = w.data<uint16_t>();
@@ -145,8 +148,9 @@ StatusOr<Linear> Linear::create(Tensor w) {
         absl::StrCat("Linear: weight must be 2-D [out, in], got ", w.shape_string()));
   }
   if (w.dtype() != DType::kF32 && w.dtype() != DType::kBF16) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "Linear: weight dtype ", std::string(dtype_name(w.dtype())), " unsupported (need F32 or BF16)"));
+    return absl::InvalidArgumentError(absl::StrCat("Linear: weight dtype ",
+                                                   std::string(dtype_name(w.dtype())),
+                                                   " unsupported (need F32 or BF16)"));
   }
   if (w.raw() == nullptr && w.numel() > 0) {
     return absl::InvalidArgumentError("Linear: weight has no storage");
@@ -160,7 +164,13 @@ void Linear::forward(const float* x, int64_t m, float* y, int64_t ldx, int64_t l
   if (m <= 0) return;
   if (ldx == 0) ldx = in_features();
   if (ldy == 0) ldy = out_features();
-  if (m <= kSmallMMax) {
+  int64_t small_max = kSmallMMaxAvx;
+  if (isa_level() == IsaLevel::kPortable) {
+    small_max = kSmallMMaxPortable;
+  } else if (w_.dtype() == DType::kBF16 && onednn::bf16_matmul_available()) {
+    small_max = kSmallMMaxNativeBf16;
+  }
+  if (m <= small_max) {
     linear_impl::small_m(x, m, ldx, w_, y, ldy, static_cast<int>(isa_level()));
   } else {
     linear_impl::large_m(x, m, ldx, w_, y, ldy);
@@ -175,8 +185,8 @@ void linear_ref(const float* x, int64_t m, const Tensor& w, float* y) {
     for (int64_t j = 0; j < n; ++j) {
       double s = 0;
       for (int64_t i = 0; i < k; ++i) {
-        const float wv = bf16 ? bf16_to_f32(w.data<uint16_t>()[j * k + i])
-                              : w.data<float>()[j * k + i];
+        const float wv =
+            bf16 ? bf16_to_f32(w.data<uint16_t>()[j * k + i]) : w.data<float>()[j * k + i];
         s += static_cast<double>(wv) * x[r * k + i];
       }
       y[r * n + j] = static_cast<float>(s);

@@ -35,10 +35,12 @@ void linear_ref(const float* x, int64_t m, const Tensor& w, float* y);
 
 // Internal entry points, exposed so the kernel harness can run each ISA path.
 namespace linear_impl {
-// GEMV/small-m path for a given ISA level (portable / avx2 / avx512); m rows.
+// GEMV/small-m path for a given ISA level (static_cast<int>(IsaLevel); clamped to what the
+// hardware has); any m, weights streamed once per 8 rows. Splits output rows over threads.
 void small_m(const float* x, int64_t m, int64_t ldx, const Tensor& w, float* y, int64_t ldy,
              int isa);
-// oneDNN-backed large-m path.
+// oneDNN-backed large-m path: f32 weights -> sgemm; bf16 weights -> oneDNN bf16 matmul where
+// the CPU has native bf16, else 256-row blocks widened to f32 per thread + sgemm.
 void large_m(const float* x, int64_t m, int64_t ldx, const Tensor& w, float* y, int64_t ldy);
 }  // namespace linear_impl
 

@@ -1,5 +1,7 @@
 #include "kernels/onednn_util.h"
 
+#include "core/cpu_features.h"
+
 namespace moeserve::onednn {
 
 const dnnl::engine& engine() {
@@ -7,8 +9,8 @@ const dnnl::engine& engine() {
   return *e;
 }
 
-std::optional<dnnl::matmul::primitive_desc> matmul_pd(int64_t m, int64_t k, int64_t n,
-                                                      bool bf16, int64_t ldy) {
+std::optional<dnnl::matmul::primitive_desc> matmul_pd(int64_t m, int64_t k, int64_t n, bool bf16,
+                                                      int64_t ldy) {
   using dt = dnnl::memory::data_type;
   const dt in_type = bf16 ? dt::bf16 : dt::f32;
   try {
@@ -22,6 +24,9 @@ std::optional<dnnl::matmul::primitive_desc> matmul_pd(int64_t m, int64_t k, int6
 }
 
 bool bf16_matmul_available() {
+  // oneDNN can emulate bf16 on plain AVX-512, slower than widening to f32; only use it where
+  // the CPU computes bf16 natively (and the ISA cap allows it).
+  if (isa_level() < IsaLevel::kAvx512Bf16) return false;
   static const bool available = [] {
     auto pd = matmul_pd(64, 256, 256, /*bf16=*/true, 256);
     if (!pd) return false;

@@ -4,9 +4,8 @@
 // Thread-safe: the engine and the probe result are created once.
 #pragma once
 
-#include <oneapi/dnnl/dnnl.hpp>
-
 #include <cstdint>
+#include <oneapi/dnnl/dnnl.hpp>
 #include <optional>
 
 namespace moeserve::onednn {
@@ -16,10 +15,11 @@ const dnnl::engine& engine();
 // Primitive descriptor for src [m, k] (dense), weights W [n, k] row-major seen as [k, n], and
 // f32 dst [m, n] with row stride ldy. bf16: src and weights bf16, else all f32.
 // nullopt when oneDNN has no implementation for it on this CPU.
-std::optional<dnnl::matmul::primitive_desc> matmul_pd(int64_t m, int64_t k, int64_t n,
-                                                      bool bf16, int64_t ldy);
+std::optional<dnnl::matmul::primitive_desc> matmul_pd(int64_t m, int64_t k, int64_t n, bool bf16,
+                                                      int64_t ldy);
 
-// True when a bf16 matmul primitive can be created here (probed once).
+// True when the CPU has native bf16 (AVX512-BF16 or AMX, within the ISA cap) and oneDNN can
+// create a bf16 matmul primitive here (probed once).
 bool bf16_matmul_available();
 
 }  // namespace moeserve::onednn

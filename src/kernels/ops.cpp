@@ -13,7 +13,9 @@
 namespace moeserve {
 namespace {
 
-bool use_avx2() { return isa_level() >= IsaLevel::kAvx2; }
+bool use_avx2() {
+  return isa_level() >= IsaLevel::kAvx2;
+}
 
 // Rows per OpenMP chunk for the row-wise ops, so small batches stay on one thread.
 int64_t min_rows_per_thread(int64_t dim) {
@@ -39,8 +41,8 @@ MS_TARGET_AVX2 void rmsnorm_row_avx2(const float* x, const float* w, float* y, i
   const __m256 vi = _mm256_set1_ps(inv);
   i = 0;
   for (; i + 8 <= dim; i += 8) {
-    _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vi),
-                                          _mm256_loadu_ps(w + i)));
+    _mm256_storeu_ps(
+        y + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vi), _mm256_loadu_ps(w + i)));
   }
   for (; i < dim; ++i) y[i] = x[i] * inv * w[i];
 }
@@ -85,8 +87,8 @@ MS_TARGET_AVX2 inline __m256i round_bf16(__m256 v) {
   const __m256i rounded =
       _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)), lsb), 16);
   const __m256i quiet = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40));
-  const __m256i is_nan = _mm256_cmpgt_epi32(
-      _mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff)), _mm256_set1_epi32(0x7f800000));
+  const __m256i is_nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff)),
+                                            _mm256_set1_epi32(0x7f800000));
   return _mm256_blendv_epi8(rounded, quiet, is_nan);
 }
 
@@ -293,12 +295,12 @@ void fp8_block_dequant(const uint8_t* w, const float* scale_inv, int64_t out, in
 }
 
 void fp8_block_dequant_ref(const uint8_t* w, const float* scale_inv, int64_t out, int64_t in,
-                           int64_t block_n, int64_t block_k, float* dst_f32,
-                           uint16_t* dst_bf16) {
+                           int64_t block_n, int64_t block_k, float* dst_f32, uint16_t* dst_bf16) {
   const int64_t scale_cols = (in + block_k - 1) / block_k;
   for (int64_t r = 0; r < out; ++r) {
     for (int64_t c = 0; c < in; ++c) {
-      const float v = fp8e4m3_to_f32(w[r * in + c]) * scale_inv[(r / block_n) * scale_cols + c / block_k];
+      const float v =
+          fp8e4m3_to_f32(w[r * in + c]) * scale_inv[(r / block_n) * scale_cols + c / block_k];
       if (dst_f32 != nullptr) {
         dst_f32[r * in + c] = v;
       } else {

@@ -38,7 +38,6 @@ void axpy_ref(float alpha, const float* x, float* y, int64_t n);
 void fp8_block_dequant(const uint8_t* w, const float* scale_inv, int64_t out, int64_t in,
                        int64_t block_n, int64_t block_k, float* dst_f32, uint16_t* dst_bf16);
 void fp8_block_dequant_ref(const uint8_t* w, const float* scale_inv, int64_t out, int64_t in,
-                           int64_t block_n, int64_t block_k, float* dst_f32,
-                           uint16_t* dst_bf16);
+                           int64_t block_n, int64_t block_k, float* dst_f32, uint16_t* dst_bf16);
 
 }  // namespace moeserve

@@ -30,12 +30,14 @@ RopeTable::RopeTable(const RopeParams& p) : p_(p) {
   }
   if (!p.yarn) return;
   const double orig = static_cast<double>(p.original_max_position);
-  const double low = std::max(std::floor(yarn_correction_dim(p.beta_fast, dim, p.theta, orig)), 0.0);
+  const double low =
+      std::max(std::floor(yarn_correction_dim(p.beta_fast, dim, p.theta, orig)), 0.0);
   double high = std::min(std::ceil(yarn_correction_dim(p.beta_slow, dim, p.theta, orig)), dim - 1);
   if (low == high) high += 0.001;
   for (int64_t i = 0; i < half; ++i) {
     const double freq_extra = inv_freq_[i];
-    const double freq_inter = 1.0 / (p.factor * std::pow(p.theta, static_cast<double>(2 * i) / dim));
+    const double freq_inter =
+        1.0 / (p.factor * std::pow(p.theta, static_cast<double>(2 * i) / dim));
     const double ramp = std::clamp((static_cast<double>(i) - low) / (high - low), 0.0, 1.0);
     const double mask = 1.0 - ramp;
     inv_freq_[i] = freq_inter * (1.0 - mask) + freq_extra * mask;

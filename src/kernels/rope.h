@@ -1,7 +1,8 @@
 // Rotary position embedding with DeepSeek's YaRN scaling (the HF DeepseekV2/V3
 // YarnRotaryEmbedding math) applied to interleaved pairs (x[2i], x[2i+1]) with frequency i,
 // as DeepSeek's reference and vLLM (is_neox_style=False) apply it.
-// Thread-safety: immutable after construction.
+// Thread-safety: immutable after construction; apply() may be called concurrently on disjoint
+// data (it splits tokens over OpenMP threads itself).
 #pragma once
 
 #include <cstdint>

@@ -2,6 +2,8 @@
 // implementation path (an ISA level, the large-m oneDNN path, ...) of one kernel on one shape
 // and compares it with the kernel's scalar reference under a per-op tolerance. Every case is
 // its own ctest entry, named op/path/shape.
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -11,8 +13,6 @@
 #include <random>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "core/cpu_features.h"
 #include "core/dtype.h"
@@ -27,9 +27,9 @@ namespace {
 
 struct Case {
   std::string name;
-  IsaLevel isa;                  // cap applied while the case runs
-  double tol;                    // max |got - ref| / max |ref|
-  std::function<double()> run;   // returns that normalised error (or +inf on a contract break)
+  IsaLevel isa;                 // cap applied while the case runs
+  double tol;                   // max |got - ref| / max |ref|
+  std::function<double()> run;  // returns that normalised error (or +inf on a contract break)
 };
 
 std::vector<float> random_vec(int64_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
@@ -60,7 +60,9 @@ std::vector<IsaLevel> isa_paths() {
   return v;
 }
 
-std::string isa_str(IsaLevel l) { return std::string(isa_name(l)); }
+std::string isa_str(IsaLevel l) {
+  return std::string(isa_name(l));
+}
 
 Tensor make_weight(int64_t n, int64_t k, bool bf16, uint32_t seed) {
   std::vector<float> v = random_vec(n * k, seed);
@@ -77,8 +79,8 @@ Tensor make_weight(int64_t n, int64_t k, bool bf16, uint32_t seed) {
 
 // Runs `path` on strided x/y and compares with linear_ref; padding of y must stay untouched.
 double linear_err(int64_t m, int64_t n, int64_t k, bool bf16,
-                  const std::function<void(const float*, int64_t, int64_t, const Tensor&,
-                                           float*, int64_t)>& path) {
+                  const std::function<void(const float*, int64_t, int64_t, const Tensor&, float*,
+                                           int64_t)>& path) {
   const Tensor w = make_weight(n, k, bf16, static_cast<uint32_t>(n * 31 + k));
   const int64_t ldx = k + 3, ldy = n + 5;
   std::vector<float> x = random_vec(m * ldx, static_cast<uint32_t>(m + 7));
@@ -98,13 +100,13 @@ double linear_err(int64_t m, int64_t n, int64_t k, bool bf16,
 }
 
 void add_linear_cases(std::vector<Case>& cases) {
-  const std::vector<std::pair<int64_t, int64_t>> shapes = {
-      {1, 1}, {7, 13}, {33, 100}, {64, 256}, {129, 1000}, {300, 2051}};
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {{1, 1},    {7, 13},     {33, 100},
+                                                           {64, 256}, {129, 1000}, {300, 2051}};
   for (bool bf16 : {true, false}) {
     const std::string wt = bf16 ? "bf16" : "f32";
     for (auto [n, k] : shapes) {
       for (IsaLevel isa : isa_paths()) {
-        for (int64_t m = 1; m <= 7; ++m) {
+        for (int64_t m : {1, 2, 3, 4, 5, 6, 7, 8, 9, 11}) {
           cases.push_back({"gemv/" + isa_str(isa) + "/" + wt + "_m" + std::to_string(m) + "_n" +
                                std::to_string(n) + "_k" + std::to_string(k),
                            isa, 1e-5, [=] {
@@ -122,22 +124,21 @@ void add_linear_cases(std::vector<Case>& cases) {
         const double tol = bf16 && onednn_bf16_matmul_available() ? 2e-2 : 1e-5;
         cases.push_back({"large_m/onednn/" + wt + "_m" + std::to_string(m) + "_n" +
                              std::to_string(n) + "_k" + std::to_string(k),
-                         hardware_isa_level(), tol, [=] {
-                           return linear_err(m, n, k, bf16, linear_impl::large_m);
-                         }});
+                         hardware_isa_level(), tol,
+                         [=] { return linear_err(m, n, k, bf16, linear_impl::large_m); }});
       }
     }
-    for (int64_t m = 1; m <= 9; ++m) {
+    for (int64_t m = 1; m <= 10; ++m) {
       const double tol = bf16 && onednn_bf16_matmul_available() ? 2e-2 : 1e-5;
-      cases.push_back({"linear_forward/auto/" + wt + "_m" + std::to_string(m), hardware_isa_level(),
-                       tol, [=] {
-                         return linear_err(m, 77, 515, bf16,
-                                           [](const float* x, int64_t mm, int64_t ldx,
-                                              const Tensor& w, float* y, int64_t ldy) {
-                                             Linear l = Linear::create(w).value();
-                                             l.forward(x, mm, y, ldx, ldy);
-                                           });
-                       }});
+      cases.push_back(
+          {"linear_forward/auto/" + wt + "_m" + std::to_string(m), hardware_isa_level(), tol, [=] {
+             return linear_err(m, 77, 515, bf16,
+                               [](const float* x, int64_t mm, int64_t ldx, const Tensor& w,
+                                  float* y, int64_t ldy) {
+                                 Linear l = Linear::create(w).value();
+                                 l.forward(x, mm, y, ldx, ldy);
+                               });
+           }});
     }
   }
 }
@@ -237,8 +238,8 @@ double fp8_err(int64_t out, int64_t in, int64_t bn, int64_t bk) {
 void add_op_cases(std::vector<Case>& cases) {
   for (IsaLevel isa : isa_paths()) {
     const std::string p = "/" + isa_str(isa) + "/";
-    for (auto [rows, dim] : std::vector<std::pair<int64_t, int64_t>>{
-             {1, 1}, {3, 7}, {5, 64}, {2, 1000}, {40, 7168}}) {
+    for (auto [rows, dim] :
+         std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {3, 7}, {5, 64}, {2, 1000}, {40, 7168}}) {
       const std::string s = "r" + std::to_string(rows) + "_d" + std::to_string(dim);
       cases.push_back({"rmsnorm" + p + s, isa, 2e-6, [=] { return rmsnorm_err(rows, dim); }});
       cases.push_back({"silu_mul" + p + s, isa, 2e-6, [=] { return silu_err(rows, dim); }});
@@ -249,8 +250,8 @@ void add_op_cases(std::vector<Case>& cases) {
       cases.push_back({"axpy" + p + s, isa, 1e-6, [=] { return axpy_err(n); }});
       cases.push_back({"bf16_convert" + p + s, isa, 0.0, [=] { return convert_err(n); }});
     }
-    for (auto [o, i] : std::vector<std::pair<int64_t, int64_t>>{{130, 200}, {128, 128}, {1, 5},
-                                                                {257, 129}}) {
+    for (auto [o, i] :
+         std::vector<std::pair<int64_t, int64_t>>{{130, 200}, {128, 128}, {1, 5}, {257, 129}}) {
       const std::string s = std::to_string(o) + "x" + std::to_string(i);
       cases.push_back({"fp8_dequant" + p + s, isa, 0.0, [=] { return fp8_err(o, i, 128, 128); }});
     }
@@ -262,27 +263,30 @@ double mha_err(int64_t T, int64_t S, int64_t H, int64_t dqk, int64_t dv) {
   std::vector<float> q = random_vec(T * qs, 11), k = random_vec(S * ks, 12),
                      v = random_vec(S * vs, 13);
   std::vector<float> out(T * os, 0), ref(T * os, 0);
-  MhaParams p{q.data(), qs, k.data(), ks, v.data(), vs, out.data(), os,
-              T,        S,  H,        dqk,       dv, 1.0f / std::sqrt(static_cast<float>(dqk))};
+  MhaParams p{q.data(), qs, k.data(), ks, v.data(), vs, out.data(),
+              os,       T,  S,        H,  dqk,      dv, 1.0f / std::sqrt(static_cast<float>(dqk))};
   mha_prefill(p);
   p.out = ref.data();
   mha_prefill_ref(p);
   return norm_err(out.data(), ref.data(), T * os);
 }
 
-double mla_err(int64_t H, int64_t L, int64_t R, int64_t bs, int64_t num_kv) {
-  const int64_t entry = L + R + 2, block_stride = bs * entry + 5;
+// scattered: blocks live in a pool in reversed, spaced-out order so the table really matters;
+// otherwise blocks are adjacent in memory (the kernel may then treat runs of pages as one).
+double mla_err(int64_t H, int64_t L, int64_t R, int64_t bs, int64_t num_kv, bool scattered) {
+  const int64_t entry = L + R + 2, block_stride = bs * entry + (scattered ? 5 : 0);
   const int64_t nblocks = (num_kv + bs - 1) / bs;
-  // Blocks live in a pool in reversed, spaced-out order so the table really matters.
-  const int64_t pool = 2 * nblocks + 1;
+  const int64_t pool = scattered ? 2 * nblocks + 1 : nblocks + 1;
   std::vector<int32_t> table(std::max<int64_t>(nblocks, 1));
-  for (int64_t b = 0; b < nblocks; ++b) table[b] = static_cast<int32_t>(pool - 1 - 2 * b);
+  for (int64_t b = 0; b < nblocks; ++b) {
+    table[b] = static_cast<int32_t>(scattered ? pool - 1 - 2 * b : b + 1);
+  }
   std::vector<float> cache = random_vec(pool * block_stride, 14);
   std::vector<float> ql = random_vec(H * L, 15, -0.3f, 0.3f), qp = random_vec(H * R, 16);
   std::vector<float> out(H * L), ref(H * L);
-  MlaDecodeParams p{ql.data(), qp.data(), cache.data(), table.data(), bs,       block_stride,
-                    entry,     num_kv,    H,            L,            R,        0.1f,
-                    out.data()};
+  MlaDecodeParams p{
+      ql.data(), qp.data(), cache.data(), table.data(), bs, block_stride, entry, num_kv, H,
+      L,         R,         0.1f,         out.data()};
   mla_decode(p);
   p.out_lat = ref.data();
   mla_decode_ref(p);
@@ -292,21 +296,32 @@ double mla_err(int64_t H, int64_t L, int64_t R, int64_t bs, int64_t num_kv) {
 void add_attention_cases(std::vector<Case>& cases) {
   for (IsaLevel isa : isa_paths()) {
     const std::string p = "/" + isa_str(isa) + "/";
-    for (auto [T, S, H, dqk, dv] : std::vector<std::array<int64_t, 5>>{
-             {1, 1, 1, 7, 5}, {5, 5, 3, 24, 16}, {17, 28, 2, 192, 128}, {1, 300, 4, 33, 9},
-             {64, 64, 1, 64, 64}}) {
+    for (auto [T, S, H, dqk, dv] : std::vector<std::array<int64_t, 5>>{{1, 1, 1, 7, 5},
+                                                                       {5, 5, 3, 24, 16},
+                                                                       {17, 28, 2, 192, 128},
+                                                                       {1, 300, 4, 33, 9},
+                                                                       {64, 64, 1, 64, 64},
+                                                                       {65, 65, 1, 16, 8},
+                                                                       {130, 150, 2, 40, 24}}) {
       const std::string s = "T" + std::to_string(T) + "_S" + std::to_string(S) + "_H" +
                             std::to_string(H) + "_d" + std::to_string(dqk) + "x" +
                             std::to_string(dv);
-      cases.push_back({"mha_prefill" + p + s, isa, 1e-5, [=] { return mha_err(T, S, H, dqk, dv); }});
+      cases.push_back(
+          {"mha_prefill" + p + s, isa, 1e-5, [=] { return mha_err(T, S, H, dqk, dv); }});
     }
-    for (auto [H, L, R, bs, n] : std::vector<std::array<int64_t, 5>>{
-             {1, 7, 3, 1, 1}, {3, 64, 16, 16, 5}, {16, 512, 64, 16, 130}, {2, 33, 7, 64, 1000},
-             {4, 128, 64, 3, 257}}) {
-      const std::string s = "H" + std::to_string(H) + "_L" + std::to_string(L) + "_R" +
-                            std::to_string(R) + "_bs" + std::to_string(bs) + "_kv" +
-                            std::to_string(n);
-      cases.push_back({"mla_decode" + p + s, isa, 1e-5, [=] { return mla_err(H, L, R, bs, n); }});
+    for (auto [H, L, R, bs, n] : std::vector<std::array<int64_t, 5>>{{1, 7, 3, 1, 1},
+                                                                     {3, 64, 16, 16, 5},
+                                                                     {16, 512, 64, 16, 130},
+                                                                     {2, 33, 7, 64, 1000},
+                                                                     {4, 128, 64, 3, 257}}) {
+      for (bool scattered : {true, false}) {
+        const std::string s = std::string(scattered ? "scattered" : "adjacent") + "_H" +
+                              std::to_string(H) + "_L" + std::to_string(L) + "_R" +
+                              std::to_string(R) + "_bs" + std::to_string(bs) + "_kv" +
+                              std::to_string(n);
+        cases.push_back(
+            {"mla_decode" + p + s, isa, 1e-5, [=] { return mla_err(H, L, R, bs, n, scattered); }});
+      }
     }
   }
 }
@@ -322,12 +337,21 @@ std::vector<Case>& all_cases() {
   return *cases;
 }
 
+void warm_up_onednn() {
+  static const bool done = [] {
+    (void)onednn_bf16_matmul_available();
+    return linear_err(16, 8, 8, /*bf16=*/true, linear_impl::large_m) >= 0;
+  }();
+  (void)done;
+}
+
 class KernelHarness : public ::testing::TestWithParam<size_t> {};
 
 TEST_P(KernelHarness, MatchesReference) {
   const Case& c = all_cases()[GetParam()];
-  // oneDNN reads its ISA cap once; create its primitives before any cap is lowered.
-  (void)onednn_bf16_matmul_available();
+  // oneDNN reads its ISA cap once; use it before any cap is lowered so that, in a single
+  // process running every case, oneDNN keeps the hardware's ISA.
+  warm_up_onednn();
   set_isa_cap(c.isa);
   const double err = c.run();
   set_isa_cap(IsaLevel::kAmx);
@@ -342,8 +366,8 @@ std::string case_name(const ::testing::TestParamInfo<size_t>& info) {
   return n;
 }
 
-INSTANTIATE_TEST_SUITE_P(AllKernels, KernelHarness,
-                         ::testing::Range<size_t>(0, all_cases().size()), case_name);
+INSTANTIATE_TEST_SUITE_P(AllKernels, KernelHarness, ::testing::Range<size_t>(0, all_cases().size()),
+                         case_name);
 
 // The portable cap (MOESERVE_ISA=portable) still gives correct Linear results.
 // Run on its own (as ctest does) oneDNN is capped to its baseline ISA too.
@@ -352,12 +376,12 @@ TEST(LinearPortable, ForwardAgreesUnderPortableCap) {
   EXPECT_EQ(isa_level(), IsaLevel::kPortable);
   for (bool bf16 : {true, false}) {
     for (int64_t m : {1, 3, 4, 6, 33}) {
-      const double err = linear_err(m, 45, 130, bf16,
-                                    [](const float* x, int64_t mm, int64_t ldx, const Tensor& w,
-                                       float* y, int64_t ldy) {
-                                      Linear l = Linear::create(w).value();
-                                      l.forward(x, mm, y, ldx, ldy);
-                                    });
+      const double err = linear_err(
+          m, 45, 130, bf16,
+          [](const float* x, int64_t mm, int64_t ldx, const Tensor& w, float* y, int64_t ldy) {
+            Linear l = Linear::create(w).value();
+            l.forward(x, mm, y, ldx, ldy);
+          });
       EXPECT_LE(err, bf16 && onednn_bf16_matmul_available() ? 2e-2 : 1e-5)
           << "bf16=" << bf16 << " m=" << m;
     }

@@ -1,11 +1,11 @@
 #include "kernels/rope.h"
 
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <numbers>
 #include <random>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 namespace moeserve {
 namespace {
