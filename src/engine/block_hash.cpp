@@ -104,32 +104,35 @@ class Pickler {
   }
 
   void save_value(const std::string& text) {
-    if (text.size() < 256) {
-      frame_.push_back(kShortBinUnicode);
-      put_le(frame_, text.size(), 1);
-    } else if (text.size() <= 0xffffffffULL) {
-      frame_.push_back(kBinUnicode);
-      put_le(frame_, text.size(), 4);
-    } else {
-      frame_.push_back(kBinUnicode8);
-      put_le(frame_, text.size(), 8);
-    }
-    frame_ += text;
-    frame_.push_back(kMemoize);
+    write_sized(text, kShortBinUnicode, kBinUnicode, kBinUnicode8);
   }
 
   void save_value(const HashKey::Bytes& b) {
-    if (b.data.size() < 256) {
-      frame_.push_back(kShortBinBytes);
-      put_le(frame_, b.data.size(), 1);
-    } else if (b.data.size() <= 0xffffffffULL) {
-      frame_.push_back(kBinBytes);
-      put_le(frame_, b.data.size(), 4);
+    write_sized(b.data, kShortBinBytes, kBinBytes, kBinBytes8);
+  }
+
+  // Opcode with a 1-, 4- or 8-byte length, the payload, then MEMOIZE. Payloads of 64 KiB
+  // or more go outside any frame, after closing the current one.
+  void write_sized(const std::string& payload, char op1, char op4, char op8) {
+    std::string header;
+    if (payload.size() < 256) {
+      header.push_back(op1);
+      put_le(header, payload.size(), 1);
+    } else if (payload.size() <= 0xffffffffULL) {
+      header.push_back(op4);
+      put_le(header, payload.size(), 4);
     } else {
-      frame_.push_back(kBinBytes8);
-      put_le(frame_, b.data.size(), 8);
+      header.push_back(op8);
+      put_le(header, payload.size(), 8);
     }
-    frame_ += b.data;
+    if (payload.size() >= kFrameSizeTarget) {
+      commit_frame();
+      out_ += header;
+      out_ += payload;
+    } else {
+      frame_ += header;
+      frame_ += payload;
+    }
     frame_.push_back(kMemoize);
   }
 

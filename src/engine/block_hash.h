@@ -12,11 +12,10 @@
 // Serialisation. Both encoders cover exactly the value kinds a block-hash input holds
 // (None, int, str, bytes, tuple) and are byte-compatible with CPython's
 // `pickle.dumps(obj, protocol=5)` and `cbor2.dumps(obj, canonical=True)` for those kinds,
-// with two documented limits of the pickle encoder: it never emits BINGET (CPython only
-// does when the very same str/bytes/tuple object appears twice inside one key, e.g. the
-// same string object as lora name and cache salt), and it frames bytes objects of 64 KiB
-// or more like any other opcode (CPython writes those outside frames). Neither occurs for
-// token blocks with ordinary extra keys.
+// with one documented limit of the pickle encoder: it never emits BINGET (CPython only
+// does when the very same str/bytes/tuple object appears twice inside one key, e.g. one
+// string object used as both lora name and cache salt). Protocol-5 framing (64 KiB frames,
+// large str/bytes payloads outside frames) is reproduced.
 //
 // NONE_HASH is 32 random bytes, unless PYTHONHASHSEED is set: then f(seed string).
 //
