@@ -61,9 +61,9 @@ absl::StatusOr<double> unit_multiplier(std::string_view unit, bool memory) {
     std::string_view name;
     double multiplier;
   };
-  static constexpr Unit kCommon[] = {
-      {"", 1.0},   {"k", 1e3}, {"m", 1e6}, {"g", 1e9}, {"t", 1e12}, {"K", 1024.0},
-      {"M", 1048576.0}, {"G", 1073741824.0}, {"T", 1099511627776.0}};
+  static constexpr Unit kCommon[] = {{"", 1.0},        {"k", 1e3},          {"m", 1e6},
+                                     {"g", 1e9},       {"t", 1e12},         {"K", 1024.0},
+                                     {"M", 1048576.0}, {"G", 1073741824.0}, {"T", 1099511627776.0}};
   static constexpr Unit kMemory[] = {{"B", 1.0},
                                      {"KiB", 1024.0},
                                      {"MiB", 1048576.0},
@@ -102,10 +102,10 @@ absl::StatusOr<int64_t> parse(std::string_view text, bool memory) {
   if (has_fraction) {
     if (unit.empty() || unit == "B") return bad(text, "a plain number must be an integer");
     if (!memory && (unit == "K" || unit == "M" || unit == "G" || unit == "T")) {
-      return bad(text, absl::StrCat("Decimals are not allowed with binary suffixes like ",
-                                    std::string(unit), ". Did you mean to use ",
-                                    std::string(number), std::string(1, static_cast<char>(std::tolower(unit[0]))),
-                                    " instead?"));
+      return bad(text, absl::StrCat(
+                           "Decimals are not allowed with binary suffixes like ", std::string(unit),
+                           ". Did you mean to use ", std::string(number),
+                           std::string(1, static_cast<char>(std::tolower(unit[0]))), " instead?"));
     }
   }
   return scale(text, number, has_fraction, *mult);
@@ -113,7 +113,11 @@ absl::StatusOr<int64_t> parse(std::string_view text, bool memory) {
 
 }  // namespace
 
-absl::StatusOr<int64_t> parse_human_int(std::string_view text) { return parse(text, false); }
-absl::StatusOr<int64_t> parse_memory_size(std::string_view text) { return parse(text, true); }
+absl::StatusOr<int64_t> parse_human_int(std::string_view text) {
+  return parse(text, false);
+}
+absl::StatusOr<int64_t> parse_memory_size(std::string_view text) {
+  return parse(text, true);
+}
 
 }  // namespace moeserve

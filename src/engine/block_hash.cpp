@@ -235,9 +235,9 @@ absl::StatusOr<HashAlgo> parse_hash_algo(std::string_view name) {
   if (name == "sha256_cbor") return HashAlgo::kSha256Cbor;
   if (name == "xxhash") return HashAlgo::kXxhash;
   if (name == "xxhash_cbor") return HashAlgo::kXxhashCbor;
-  return absl::InvalidArgumentError(absl::StrCat(
-      "--prefix-caching-hash-algo: unknown value '", std::string(name),
-      "'; choose one of sha256, sha256_cbor, xxhash, xxhash_cbor"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("--prefix-caching-hash-algo: unknown value '", std::string(name),
+                   "'; choose one of sha256, sha256_cbor, xxhash, xxhash_cbor"));
 }
 
 std::string_view hash_algo_name(HashAlgo algo) {
@@ -254,7 +254,9 @@ std::string_view hash_algo_name(HashAlgo algo) {
   return "unknown";
 }
 
-std::string pickle_dumps(const HashKey& obj) { return Pickler().dumps(obj); }
+std::string pickle_dumps(const HashKey& obj) {
+  return Pickler().dumps(obj);
+}
 
 std::string cbor_canonical_dumps(const HashKey& obj) {
   std::string out;
@@ -272,7 +274,9 @@ uint64_t BlockHash::to_u64() const {
   return v;
 }
 
-std::string BlockHash::hex() const { return absl::BytesToHexString(bytes_); }
+std::string BlockHash::hex() const {
+  return absl::BytesToHexString(bytes_);
+}
 
 BlockHasher::BlockHasher(HashAlgo algo)
     : algo_(algo), none_hash_(make_none_hash(algo, python_hash_seed())) {}
@@ -312,8 +316,8 @@ BlockHash BlockHasher::hash_block(const BlockHash* parent, std::span<const int32
   for (int32_t t : token_ids) tokens.push_back(HashKey::integer(t));
   HashKey::Tuple key;
   key.reserve(3);
-  key.push_back(HashKey::bytes(parent != nullptr && !parent->empty() ? parent->bytes()
-                                                                      : none_hash_.bytes()));
+  key.push_back(
+      HashKey::bytes(parent != nullptr && !parent->empty() ? parent->bytes() : none_hash_.bytes()));
   key.push_back(HashKey::tuple(std::move(tokens)));
   key.push_back(extra_keys.has_value() ? HashKey::tuple(*extra_keys) : HashKey::none());
   return hash_object(HashKey::tuple(std::move(key)));

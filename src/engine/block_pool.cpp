@@ -88,9 +88,8 @@ void BlockPool::free_blocks(std::span<KVCacheBlock* const> ordered_blocks) {
 
 void BlockPool::cache_full_blocks(std::span<KVCacheBlock* const> blocks,
                                   std::span<const BlockHash> block_hashes,
-                                  std::span<const int32_t> all_token_ids,
-                                  int32_t num_cached_blocks, int32_t num_full_blocks,
-                                  int32_t block_size) {
+                                  std::span<const int32_t> all_token_ids, int32_t num_cached_blocks,
+                                  int32_t num_full_blocks, int32_t block_size) {
   if (num_cached_blocks >= num_full_blocks) return;
   MS_CHECK(static_cast<size_t>(num_full_blocks) <= blocks.size());
   MS_CHECK(static_cast<size_t>(num_full_blocks) <= block_hashes.size());
@@ -106,7 +105,8 @@ void BlockPool::cache_full_blocks(std::span<KVCacheBlock* const> blocks,
     stored.block_hashes.push_back(block_hashes[i]);
   }
   const size_t begin = static_cast<size_t>(num_cached_blocks) * block_size;
-  const size_t end = std::min(all_token_ids.size(), static_cast<size_t>(num_full_blocks) * block_size);
+  const size_t end =
+      std::min(all_token_ids.size(), static_cast<size_t>(num_full_blocks) * block_size);
   stored.token_ids.assign(all_token_ids.begin() + begin, all_token_ids.begin() + end);
   if (!stored.block_hashes.empty()) publish(std::move(stored));
 }

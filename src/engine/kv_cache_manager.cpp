@@ -22,14 +22,13 @@ absl::Status KVCacheConfig::validate() const {
   return absl::OkStatus();
 }
 
-KVCacheManager::KVCacheManager(const KVCacheConfig& config, BlockHasher hasher,
-                               KVEventSink* sink)
+KVCacheManager::KVCacheManager(const KVCacheConfig& config, BlockHasher hasher, KVEventSink* sink)
     : config_(config),
       hasher_(std::move(hasher)),
       pool_(config.num_blocks, config.enable_prefix_caching, sink) {}
 
-absl::StatusOr<std::unique_ptr<KVCacheManager>> KVCacheManager::create(
-    const KVCacheConfig& config, KVEventSink* sink) {
+absl::StatusOr<std::unique_ptr<KVCacheManager>> KVCacheManager::create(const KVCacheConfig& config,
+                                                                       KVEventSink* sink) {
   MS_RETURN_IF_ERROR(config.validate());
   return std::make_unique<KVCacheManager>(config, BlockHasher(config.hash_algo), sink);
 }
@@ -56,9 +55,9 @@ ComputedBlocks KVCacheManager::get_computed_blocks(Request& request) {
   }
   update_block_hashes(request);
   const int32_t max_hit_tokens = request.num_tokens() - 1;
-  const size_t max_blocks = std::min(
-      request.block_hashes.size(), static_cast<size_t>(std::max(0, max_hit_tokens)) /
-                                       static_cast<size_t>(config_.block_size));
+  const size_t max_blocks =
+      std::min(request.block_hashes.size(), static_cast<size_t>(std::max(0, max_hit_tokens)) /
+                                                static_cast<size_t>(config_.block_size));
   for (size_t i = 0; i < max_blocks; ++i) {
     KVCacheBlock* hit = pool_.get_cached_block(request.block_hashes[i]);
     if (hit == nullptr) break;
@@ -87,12 +86,12 @@ std::optional<std::vector<KVCacheBlock*>> KVCacheManager::allocate_slots(
   MS_CHECK(new_computed_blocks.empty() || num_held == 0);
 
   const int32_t num_required = (num_tokens_need_slot + bs - 1) / bs;
-  const int32_t num_new_blocks = std::max(
-      0, num_required - num_held - static_cast<int32_t>(new_computed_blocks.size()));
+  const int32_t num_new_blocks =
+      std::max(0, num_required - num_held - static_cast<int32_t>(new_computed_blocks.size()));
   // Touching a hit block at ref 0 takes it out of the free queue too.
-  const auto num_evictable_hits = static_cast<int32_t>(std::count_if(
-      new_computed_blocks.begin(), new_computed_blocks.end(),
-      [](const KVCacheBlock* b) { return b->ref_cnt == 0 && !b->is_null; }));
+  const auto num_evictable_hits = static_cast<int32_t>(
+      std::count_if(new_computed_blocks.begin(), new_computed_blocks.end(),
+                    [](const KVCacheBlock* b) { return b->ref_cnt == 0 && !b->is_null; }));
   if (num_new_blocks + num_evictable_hits > pool_.get_num_free_blocks()) return std::nullopt;
 
   std::vector<KVCacheBlock*>& req_blocks = req_to_blocks_[request.request_id];
@@ -118,8 +117,8 @@ void KVCacheManager::cache_blocks(Request& request, int32_t num_tokens) {
   int32_t& num_cached = num_cached_blocks_[request.request_id];
   if (num_cached >= num_full) return;
   const std::vector<KVCacheBlock*>& blocks = req_to_blocks_[request.request_id];
-  pool_.cache_full_blocks(blocks, request.block_hashes, request.all_token_ids, num_cached,
-                          num_full, config_.block_size);
+  pool_.cache_full_blocks(blocks, request.block_hashes, request.all_token_ids, num_cached, num_full,
+                          config_.block_size);
   num_cached = num_full;
 }
 
@@ -142,6 +141,8 @@ std::vector<int32_t> KVCacheManager::get_block_ids(const std::string& request_id
   return ids;
 }
 
-PrefixCacheStats KVCacheManager::take_prefix_cache_stats() { return std::exchange(stats_, {}); }
+PrefixCacheStats KVCacheManager::take_prefix_cache_stats() {
+  return std::exchange(stats_, {});
+}
 
 }  // namespace moeserve::engine

@@ -28,7 +28,9 @@ enum class RequestStatus {
   kFinishedAborted,
 };
 
-inline bool is_finished(RequestStatus s) { return s >= RequestStatus::kFinishedStopped; }
+inline bool is_finished(RequestStatus s) {
+  return s >= RequestStatus::kFinishedStopped;
+}
 
 // OpenAI finish_reason of a finished status ("stop", "length", "abort"); "" otherwise.
 inline std::string_view finish_reason(RequestStatus s) {

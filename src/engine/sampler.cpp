@@ -14,7 +14,9 @@ namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-double uniform01(std::mt19937_64& gen) { return static_cast<double>(gen() >> 11) * 0x1.0p-53; }
+double uniform01(std::mt19937_64& gen) {
+  return static_cast<double>(gen() >> 11) * 0x1.0p-53;
+}
 
 int32_t argmax(std::span<const float> x) {
   int32_t best = 0;

@@ -35,7 +35,7 @@ struct SampleInput {
   const SamplingParams* params = nullptr;
   std::span<const int32_t> prompt_token_ids;
   std::span<const int32_t> output_token_ids;
-  std::optional<int32_t> eos_token_id;  // masked with the stop ids while < min_tokens
+  std::optional<int32_t> eos_token_id;   // masked with the stop ids while < min_tokens
   std::mt19937_64* generator = nullptr;  // the request's own; null: the shared source
 };
 

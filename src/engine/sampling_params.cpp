@@ -143,8 +143,9 @@ absl::Status SamplingParams::validate() const {
   }
   for (int32_t id : stop_token_ids) {
     if (id < 0) {
-      return InvalidArgumentError(StrCat("stop_token_ids must contain only non-negative integers, got ",
-                                         py_int_list(stop_token_ids), "."));
+      return InvalidArgumentError(
+          StrCat("stop_token_ids must contain only non-negative integers, got ",
+                 py_int_list(stop_token_ids), "."));
     }
   }
   for (const std::string& s : stop) {
@@ -200,9 +201,9 @@ absl::StatusOr<GenerationDefaults> GenerationDefaults::from_json(const nlohmann:
     const nlohmann::json list = eos->is_array() ? *eos : nlohmann::json::array({*eos});
     for (const auto& v : list) {
       if (!v.is_number_integer()) {
-        return InvalidArgumentError(
-            StrCat("generation config: 'eos_token_id' must be an integer or a list of integers, got ",
-                   eos->dump()));
+        return InvalidArgumentError(StrCat(
+            "generation config: 'eos_token_id' must be an integer or a list of integers, got ",
+            eos->dump()));
       }
       d.eos_token_ids.push_back(v.get<int32_t>());
     }

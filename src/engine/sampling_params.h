@@ -75,7 +75,7 @@ struct GenerationDefaults {
   std::optional<int32_t> top_k;
   std::optional<double> top_p;
   std::optional<double> min_p;
-  std::optional<int32_t> max_tokens;  // HF max_new_tokens
+  std::optional<int32_t> max_tokens;   // HF max_new_tokens
   std::vector<int32_t> eos_token_ids;  // generation_config eos_token_id (int or list)
 
   // `config` is the generation_config.json object (or empty for `--generation-config

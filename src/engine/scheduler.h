@@ -27,9 +27,9 @@
 namespace moeserve::engine {
 
 struct SchedulerConfig {
-  int32_t max_num_batched_tokens = 2048;  // --max-num-batched-tokens: token budget per step
-  int32_t max_num_seqs = 256;             // --max-num-seqs: running requests at most
-  int32_t max_model_len = 0;              // --max-model-len: prompt + output at most
+  int32_t max_num_batched_tokens = 2048;     // --max-num-batched-tokens: token budget per step
+  int32_t max_num_seqs = 256;                // --max-num-seqs: running requests at most
+  int32_t max_model_len = 0;                 // --max-model-len: prompt + output at most
   int32_t long_prefill_token_threshold = 0;  // > 0 caps one request's tokens per step
   bool enable_chunked_prefill = true;
   int32_t max_waiting_requests = 0;  // 0: unbounded; else can_accept() says false when full
@@ -40,8 +40,8 @@ struct SchedulerConfig {
 // One request scheduled in a step.
 struct ScheduledRequest {
   std::string request_id;
-  std::vector<int32_t> token_ids;  // [num_scheduled_tokens] tokens to feed this step
-  int32_t position_start = 0;      // position of token_ids[0]
+  std::vector<int32_t> token_ids;   // [num_scheduled_tokens] tokens to feed this step
+  int32_t position_start = 0;       // position of token_ids[0]
   int32_t num_computed_tokens = 0;  // tokens with KV before this step (== position_start)
   std::vector<int32_t> block_ids;   // the request's whole block table
   bool needs_logits = false;        // last prompt chunk or decode: sample a token
@@ -72,7 +72,7 @@ struct SchedulerStats {
   int32_t num_running = 0;
   int32_t num_waiting = 0;
   double kv_cache_usage = 0.0;
-  int64_t num_preemptions = 0;  // total so far
+  int64_t num_preemptions = 0;    // total so far
   PrefixCacheStats prefix_cache;  // since the previous stats() call
 };
 

@@ -44,7 +44,8 @@ size_t StopChecker::held_back_length() const {
   size_t best = 0;
   for (const std::string& s : stop_) {
     for (size_t len = std::min(s.size() - 1, text_.size()); len > best; --len) {
-      if (std::string_view(text_).substr(text_.size() - len) == std::string_view(s).substr(0, len)) {
+      if (std::string_view(text_).substr(text_.size() - len) ==
+          std::string_view(s).substr(0, len)) {
         best = len;
         break;
       }

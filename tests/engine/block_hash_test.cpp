@@ -18,7 +18,9 @@ std::string repeat(const std::string& s, int n) {
   return out;
 }
 
-std::string unhex(std::string_view h) { return absl::HexStringToBytes(std::string(h)); }
+std::string unhex(std::string_view h) {
+  return absl::HexStringToBytes(std::string(h));
+}
 
 HashKey ints(std::initializer_list<int64_t> v) {
   HashKey::Tuple t;
@@ -50,10 +52,10 @@ TEST(PickleTest, MatchesCPythonForIntsBytesNone) {
 
 TEST(PickleTest, MatchesCPythonForLongStringsAndSmallTuples) {
   // pickle.dumps((b'x'*300, ('salt', 'y'*300), (), (7,)), 5)
-  const HashKey key = HashKey::tuple(
-      {HashKey::bytes(std::string(300, 'x')),
-       HashKey::tuple({HashKey::text("salt"), HashKey::text(std::string(300, 'y'))}),
-       HashKey::tuple({}), ints({7})});
+  const HashKey key =
+      HashKey::tuple({HashKey::bytes(std::string(300, 'x')),
+                      HashKey::tuple({HashKey::text("salt"), HashKey::text(std::string(300, 'y'))}),
+                      HashKey::tuple({}), ints({7})});
   const std::string expected = "800595760200000000000028422c010000" + repeat("78", 300) +
                                "948c0473616c7494582c010000" + repeat("79", 300) +
                                "948694294b07859474942e";
@@ -68,24 +70,30 @@ TEST(PickleTest, MultiFrameAndLargePayloadsMatchCPython) {
                 .hex(),
             "65e4e403b869b2e62fb7fbfb594a069abf68a428c7072e7cc2606257cf7c223f");
   // sha256(pickle.dumps(('a'*70000, tuple(range(30000)), ('s',)), 5))
-  EXPECT_EQ(h.hash_object(HashKey::tuple({HashKey::text(std::string(70000, 'a')),
-                                          range_tuple(0, 30000),
-                                          HashKey::tuple({HashKey::text("s")})}))
-                .hex(),
-            "5cf329751becfe0548d4247b1138f2e56015e334b4c64adf2dcc04f102279292");
+  EXPECT_EQ(
+      h.hash_object(HashKey::tuple({HashKey::text(std::string(70000, 'a')), range_tuple(0, 30000),
+                                    HashKey::tuple({HashKey::text("s")})}))
+          .hex(),
+      "5cf329751becfe0548d4247b1138f2e56015e334b4c64adf2dcc04f102279292");
 }
 
 TEST(CborTest, CanonicalEncoding) {
-  const HashKey key = HashKey::tuple(
-      {HashKey::bytes("ab"), ints({1, 23, 24, 300, 70000, -5, int64_t{1} << 32}),
-       HashKey::none(), HashKey::text("salt")});
+  const HashKey key =
+      HashKey::tuple({HashKey::bytes("ab"), ints({1, 23, 24, 300, 70000, -5, int64_t{1} << 32}),
+                      HashKey::none(), HashKey::text("salt")});
   EXPECT_EQ(absl::BytesToHexString(cbor_canonical_dumps(key)),
-            "84"              // array(4)
-            "426162"          // bytes "ab"
-            "87"              // array(7)
-            "01" "17" "1818" "19012c" "1a00011170" "24" "1b0000000100000000"
-            "f6"              // null
-            "6473616c74");    // text "salt"
+            "84"      // array(4)
+            "426162"  // bytes "ab"
+            "87"      // array(7)
+            "01"
+            "17"
+            "1818"
+            "19012c"
+            "1a00011170"
+            "24"
+            "1b0000000100000000"
+            "f6"            // null
+            "6473616c74");  // text "salt"
 }
 
 TEST(BlockHasherTest, Sha256ChainMatchesVllmWithPythonHashSeed) {
@@ -99,8 +107,7 @@ TEST(BlockHasherTest, Sha256ChainMatchesVllmWithPythonHashSeed) {
   EXPECT_EQ(h1.hex(), "6358e31578a64b75ebe28cdb99d3beae65de82a2087321dc6ec84ae048faaaa6");
   EXPECT_EQ(h2.hex(), "3c3c50f324aefbdfbb124dfdc541efac3e94e59c40f4be08afe70601eeca92c8");
   EXPECT_EQ(h1.to_u64(), 7982712666671721126ULL);
-  const BlockHash salted =
-      h.hash_block(nullptr, b0, HashKey::Tuple{HashKey::text("salt1")});
+  const BlockHash salted = h.hash_block(nullptr, b0, HashKey::Tuple{HashKey::text("salt1")});
   EXPECT_EQ(salted.hex(), "6741d51a32d554d02617f898ae7937c894ec40811ee8957e2befa40fa6f8cbd6");
 }
 
@@ -120,8 +127,8 @@ TEST(BlockHasherTest, PythonHashSeedEnvironmentMakesNoneHashDeterministic) {
 TEST(BlockHasherTest, AllAlgorithmsWorkAndDiffer) {
   const std::vector<int32_t> b0 = range32(100, 116);
   std::vector<BlockHash> seen;
-  for (HashAlgo algo : {HashAlgo::kSha256, HashAlgo::kSha256Cbor, HashAlgo::kXxhash,
-                        HashAlgo::kXxhashCbor}) {
+  for (HashAlgo algo :
+       {HashAlgo::kSha256, HashAlgo::kSha256Cbor, HashAlgo::kXxhash, HashAlgo::kXxhashCbor}) {
     const BlockHasher h(algo, BlockHasher::make_none_hash(algo, std::string("7")));
     const BlockHash x = h.hash_block(nullptr, b0, std::nullopt);
     const BlockHash y = h.hash_block(nullptr, b0, std::nullopt);
@@ -155,8 +162,7 @@ TEST(BlockHasherTest, XxhashIsXxh3Of128BitsOverPickleInBigEndianDigestForm) {
 }
 
 TEST(BlockHashTest, ToU64TakesLowEightBytesBigEndian) {
-  EXPECT_EQ(BlockHash(unhex("0102030405060708090a0b0c0d0e0f10")).to_u64(),
-            0x090a0b0c0d0e0f10ULL);
+  EXPECT_EQ(BlockHash(unhex("0102030405060708090a0b0c0d0e0f10")).to_u64(), 0x090a0b0c0d0e0f10ULL);
   EXPECT_EQ(BlockHash(unhex("0102")).to_u64(), 0x0102ULL);
 }
 

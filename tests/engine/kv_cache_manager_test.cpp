@@ -44,8 +44,8 @@ KVCacheManager make_manager(int32_t num_blocks, bool caching = true) {
 // Allocates a whole prompt the way the scheduler does for a new request.
 std::vector<int32_t> admit(KVCacheManager& m, Request& r) {
   ComputedBlocks hit = m.get_computed_blocks(r);
-  auto blocks =
-      m.allocate_slots(r, r.num_tokens() - hit.num_computed_tokens, hit.num_computed_tokens, hit.blocks);
+  auto blocks = m.allocate_slots(r, r.num_tokens() - hit.num_computed_tokens,
+                                 hit.num_computed_tokens, hit.blocks);
   EXPECT_TRUE(blocks.has_value());
   r.num_computed_tokens = r.num_tokens();
   return m.get_block_ids(r.request_id);
@@ -125,8 +125,10 @@ TEST(KVCacheManagerTest, CacheSaltSeparatesFirstBlock) {
   KVCacheManager m = make_manager(20);
   auto a = make_request("a", iota_tokens(9), "tenant1");
   admit(m, *a);
-  EXPECT_EQ(m.get_computed_blocks(*make_request("b", iota_tokens(9), "tenant1")).num_computed_tokens, 8);
-  EXPECT_EQ(m.get_computed_blocks(*make_request("c", iota_tokens(9), "tenant2")).num_computed_tokens, 0);
+  EXPECT_EQ(
+      m.get_computed_blocks(*make_request("b", iota_tokens(9), "tenant1")).num_computed_tokens, 8);
+  EXPECT_EQ(
+      m.get_computed_blocks(*make_request("c", iota_tokens(9), "tenant2")).num_computed_tokens, 0);
   EXPECT_EQ(m.get_computed_blocks(*make_request("d", iota_tokens(9))).num_computed_tokens, 0);
 }
 
@@ -179,7 +181,7 @@ TEST(KVCacheManagerTest, SharedPrefixRefCountsAndFreeKeepsHashes) {
 }
 
 TEST(KVCacheManagerTest, ReverseFreeEvictsChainTailsFirst) {
-  KVCacheManager m = make_manager(5);  // 4 usable blocks
+  KVCacheManager m = make_manager(5);           // 4 usable blocks
   auto a = make_request("a", iota_tokens(12));  // 3 full blocks
   EXPECT_EQ(admit(m, *a), (std::vector<int32_t>{1, 2, 3}));
   m.free(*a);
