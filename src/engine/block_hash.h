@@ -50,17 +50,21 @@ class HashKey {
   };
   using Tuple = std::vector<HashKey>;
 
-  static HashKey none() { return HashKey(std::monostate{}); }
-  static HashKey integer(int64_t v) { return HashKey(v); }
-  static HashKey text(std::string s) { return HashKey(std::move(s)); }
-  static HashKey bytes(std::string raw) { return HashKey(Bytes{std::move(raw)}); }
-  static HashKey tuple(Tuple items) { return HashKey(std::move(items)); }
+  static HashKey none() { return HashKey(std::in_place_index<0>); }
+  static HashKey integer(int64_t v) { return HashKey(std::in_place_index<1>, v); }
+  static HashKey text(std::string s) { return HashKey(std::in_place_index<2>, std::move(s)); }
+  static HashKey bytes(std::string raw) {
+    return HashKey(std::in_place_index<3>, Bytes{std::move(raw)});
+  }
+  static HashKey tuple(Tuple items) { return HashKey(std::in_place_index<4>, std::move(items)); }
 
   using Value = std::variant<std::monostate, int64_t, std::string, Bytes, Tuple>;
   const Value& value() const { return value_; }
 
  private:
-  explicit HashKey(Value v) : value_(std::move(v)) {}
+  template <size_t I, typename... Args>
+  explicit HashKey(std::in_place_index_t<I> index, Args&&... args)
+      : value_(index, std::forward<Args>(args)...) {}
   Value value_;
 };
 
