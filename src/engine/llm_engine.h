@@ -1,0 +1,152 @@
+// The engine: one thread (the engine loop) owns the scheduler, the KV cache, the model and the
+// detokenizers; HTTP threads talk to it only through add_request()/abort() (an input queue)
+// and the OutputSink each request brings (a stream out). Each loop iteration: drain the input
+// queue, schedule a step, run the model on it, sample, update the scheduler, detokenize and
+// check stop strings, and hand each request its delta.
+//
+// Thread-safety: every public method may be called from any thread; OutputSink callbacks run
+// on the engine-loop thread and must not block.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "core/status.h"
+#include "engine/kv_events.h"
+#include "engine/sampler.h"
+#include "engine/scheduler.h"
+#include "model/tokenizer.h"
+
+namespace moeserve {
+class DeepseekModel;
+}
+
+namespace moeserve::engine {
+
+class ModelRunner;
+
+struct EngineConfig {
+  SchedulerConfig scheduler;
+  KVCacheConfig cache;  // num_blocks 0: derived from kv_cache_memory_bytes
+  int64_t kv_cache_memory_bytes = 0;
+  std::optional<uint64_t> sampler_seed;  // fixes the shared random source (tests)
+};
+
+// Per generated token, when the request asked for logprobs.
+struct TokenLogprobs {
+  int32_t token_id = 0;
+  float logprob = 0.0f;
+  int32_t rank = 0;
+  std::vector<TokenLogprob> top;  // highest first
+};
+
+// What one step produced for one request. Text is only what is safe to show: never half a
+// UTF-8 character, never a prefix of a stop string that may still match.
+struct EngineOutput {
+  std::string request_id;
+  std::vector<int32_t> token_ids;         // new tokens this step
+  std::string text;                       // new text this step
+  std::vector<TokenLogprobs> logprobs;    // one per new token (when requested)
+  bool finished = false;
+  std::string finish_reason;              // "stop" | "length" | "abort" | "error"
+  StopReason stop_reason;                 // stop token id or stop string; none for EOS
+  int32_t num_prompt_tokens = 0;
+  int32_t num_cached_tokens = 0;          // prefix-cache hit, in tokens
+  int32_t num_output_tokens = 0;          // so far
+  std::string error;                      // set with finish_reason "error"
+};
+
+class OutputSink {
+ public:
+  virtual ~OutputSink() = default;
+  // Called on the engine-loop thread, once per step with news, last with finished = true.
+  virtual void on_output(EngineOutput output) = 0;
+};
+
+struct NewRequest {
+  std::string request_id;
+  std::vector<int32_t> prompt_token_ids;
+  SamplingParams params;  // validated, generation_config defaults applied, max_tokens set
+  std::string cache_salt;
+  std::shared_ptr<OutputSink> sink;
+};
+
+// Counters and gauges for /metrics; counters are totals since start.
+struct EngineStats {
+  int32_t num_running = 0;
+  int32_t num_waiting = 0;
+  double kv_cache_usage = 0.0;
+  int64_t num_preemptions = 0;
+  int64_t prefix_cache_queries = 0;
+  int64_t prefix_cache_hits = 0;
+  int64_t prompt_tokens = 0;
+  int64_t generation_tokens = 0;
+  int32_t num_gpu_blocks = 0;  // KV blocks (vLLM's label name), excluding the null block
+  int32_t block_size = 0;
+  int64_t steps = 0;
+  std::vector<int32_t> iteration_tokens;  // tokens per step since the last stats() call
+};
+
+class LlmEngine {
+ public:
+  // Takes ownership of the model; the tokenizer may be null (token-id-only serving).
+  static StatusOr<std::unique_ptr<LlmEngine>> create(EngineConfig config,
+                                                     std::unique_ptr<DeepseekModel> model,
+                                                     std::shared_ptr<const Tokenizer> tokenizer,
+                                                     KVEventSink* events = nullptr);
+  ~LlmEngine();
+  LlmEngine(const LlmEngine&) = delete;
+  LlmEngine& operator=(const LlmEngine&) = delete;
+
+  // Queues a request. Unavailable when the waiting queue is full or the engine is stopping;
+  // InvalidArgument for a prompt the model cannot take (empty, too long, bad token id).
+  Status add_request(NewRequest request);
+  // Aborts a request (client gone). Its sink gets a final output with finish_reason "abort".
+  void abort(const std::string& request_id);
+  EngineStats stats();
+  // False once the loop died on an internal error (the server answers /health with 503).
+  bool healthy() const { return !dead_.load(); }
+  // Stops accepting requests; with `drain` waits until in-flight requests finish.
+  void shutdown(bool drain);
+
+  const ModelConfig& model_config() const;
+  int32_t max_model_len() const { return config_.scheduler.max_model_len; }
+  const EngineConfig& config() const { return config_; }
+
+ private:
+  LlmEngine() = default;
+  void loop();
+  void step();
+  void drain_inputs();
+
+  struct Tracked;  // per-request detokenizer + stop checker + sink
+  EngineConfig config_;
+  std::unique_ptr<DeepseekModel> model_;
+  std::shared_ptr<const Tokenizer> tokenizer_;
+  std::unique_ptr<ModelRunner> runner_;
+  std::unique_ptr<Scheduler> scheduler_;  // engine-loop thread only
+  std::unique_ptr<Sampler> sampler_;      // engine-loop thread only
+  std::vector<std::unique_ptr<Tracked>> tracked_storage_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<NewRequest> pending_adds_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::string> pending_aborts_ ABSL_GUARDED_BY(mu_);
+  EngineStats stats_ ABSL_GUARDED_BY(mu_);
+  int32_t queued_ ABSL_GUARDED_BY(mu_) = 0;  // added but not yet taken by the loop
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool stop_now_ ABSL_GUARDED_BY(mu_) = false;
+  std::atomic<bool> dead_{false};
+  std::thread thread_;
+};
+
+}  // namespace moeserve::engine
