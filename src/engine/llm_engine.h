@@ -25,6 +25,7 @@
 #include "engine/kv_events.h"
 #include "engine/sampler.h"
 #include "engine/scheduler.h"
+#include "model/config.h"
 #include "model/tokenizer.h"
 
 namespace moeserve {
@@ -124,6 +125,7 @@ class LlmEngine {
   const EngineConfig& config() const { return config_; }
 
  private:
+  struct Tracked;  // per-request detokenizer + stop checker + sink
   LlmEngine() = default;
   void loop();
   // One scheduled step; false when nothing could be scheduled.
@@ -136,7 +138,6 @@ class LlmEngine {
   void fail(Tracked& t, const std::string& id, const std::string& reason, const std::string& error);
   void publish_stats(const SchedulerOutput& step, int64_t new_tokens);
 
-  struct Tracked;  // per-request detokenizer + stop checker + sink
   EngineConfig config_;
   std::unique_ptr<DeepseekModel> model_;
   std::shared_ptr<const Tokenizer> tokenizer_;
