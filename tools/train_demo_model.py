@@ -280,7 +280,9 @@ def main():
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--minutes", type=float, default=25.0, help="training time budget")
     ap.add_argument("--steps", type=int, default=0, help="fixed step count (overrides --minutes)")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2,
+                    help="torch intra-op threads; on a heavily shared machine use 1 (OpenMP "
+                         "threads that wait on descheduled peers slow each step many-fold)")
     ap.add_argument("--data-dir", default=DATA_DIR)
     ap.add_argument("--vocab", type=int, default=4096)
     ap.add_argument("--hidden", type=int, default=256)
@@ -488,7 +490,8 @@ def write_readme(args, cfg, n_params, total, train_s, held_loss, train_loss, log
                  stats, check_prompt, check_out, n_tokens, n_docs, n_chat, files):
     size = os.path.getsize(os.path.join(args.out, "model.safetensors"))
     cmd = ("python3 tools/train_demo_model.py --out models/demo "
-           f"--seed {args.seed} --steps {total} --threads {args.threads}")
+           f"--seed {args.seed} --steps {total} --threads {args.threads} "
+           f"--batch {args.batch} --seq-len {args.seq_len}")
     defaults_changed = []
     for k in ("vocab", "hidden", "layers", "heads", "intermediate", "moe_intermediate",
               "experts", "experts_per_tok", "seq_len", "batch", "lr", "bias_gamma"):
