@@ -39,6 +39,9 @@ class RegisteredBuffer {
   // Waits until every put/flag issued to `peer` (every peer when peer < 0) has completed at
   // the target.
   Status flush(int peer = -1);
+  // Waits until every put issued so far has released its source buffer (local completion;
+  // cheaper than flush, which waits for the data to land).
+  Status wait_local() { return reap(true); }
   // Waits until, for each i, the local word at offsets[i] reads `value`; peers[i] names who
   // writes it (for failure detection and errors). Completes outstanding local puts meanwhile.
   Status wait_flags(std::span<const size_t> offsets, std::span<const int> peers,
