@@ -43,7 +43,9 @@ class Fd {
   int fd_;
 };
 
-double seconds(std::chrono::milliseconds ms) { return ms.count() / 1000.0; }
+double seconds(std::chrono::milliseconds ms) {
+  return ms.count() / 1000.0;
+}
 
 int remaining_ms(Clock::time_point deadline) {
   const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
@@ -87,8 +89,12 @@ bool io_all(int fd, void* buf, size_t n, bool write, Clock::time_point deadline)
   return true;
 }
 
-bool send_u32(int fd, uint32_t v, Clock::time_point d) { return io_all(fd, &v, 4, true, d); }
-bool recv_u32(int fd, uint32_t* v, Clock::time_point d) { return io_all(fd, v, 4, false, d); }
+bool send_u32(int fd, uint32_t v, Clock::time_point d) {
+  return io_all(fd, &v, 4, true, d);
+}
+bool recv_u32(int fd, uint32_t* v, Clock::time_point d) {
+  return io_all(fd, v, 4, false, d);
+}
 bool send_blob(int fd, const std::string& b, Clock::time_point d) {
   return send_u32(fd, static_cast<uint32_t>(b.size()), d) &&
          io_all(fd, const_cast<char*>(b.data()), b.size(), true, d);
@@ -144,9 +150,9 @@ StatusOr<std::vector<std::string>> serve_as_root(const RendezvousParams& p,
       continue;  // not one of ours, or a peer that went away mid-hello
     }
     if (static_cast<int>(world) != p.world_size) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "rank 0: rank %u joined with world size %u, this group has %d", rank, world,
-          p.world_size));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("rank 0: rank %u joined with world size %u, this group has %d", rank,
+                          world, p.world_size));
     }
     if (rank == 0 || static_cast<int>(rank) >= p.world_size || conns[rank].get() >= 0) {
       return absl::InvalidArgumentError(
@@ -167,8 +173,7 @@ StatusOr<std::vector<std::string>> serve_as_root(const RendezvousParams& p,
   return table;
 }
 
-StatusOr<std::vector<std::string>> join_root(const RendezvousParams& p,
-                                             const std::string& my_blob,
+StatusOr<std::vector<std::string>> join_root(const RendezvousParams& p, const std::string& my_blob,
                                              Clock::time_point deadline) {
   MS_ASSIGN_OR_RETURN(sockaddr_in addr, resolve(p.host, p.port));
   const auto unreachable = [&] {

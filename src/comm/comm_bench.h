@@ -12,9 +12,9 @@
 namespace moeserve {
 
 struct BandwidthResult {
-  size_t bytes = 0;       // message size
+  size_t bytes = 0;  // message size
   int iterations = 0;
-  double seconds = 0;     // total
+  double seconds = 0;       // total
   double gbytes_per_s = 0;  // bytes moved / seconds / 1e9
 };
 

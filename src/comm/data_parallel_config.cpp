@@ -14,10 +14,10 @@ Status DataParallelConfig::validate() const {
   }
   const int local = local_size();
   if (local < 0 || start_rank + local > size) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "--data-parallel-start-rank %d + --data-parallel-size-local %d exceeds "
-        "--data-parallel-size %d",
-        start_rank, local, size));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("--data-parallel-start-rank %d + --data-parallel-size-local %d exceeds "
+                        "--data-parallel-size %d",
+                        start_rank, local, size));
   }
   if (headless && local == 0) {
     return absl::InvalidArgumentError(
@@ -32,8 +32,8 @@ Status DataParallelConfig::validate() const {
     return absl::InvalidArgumentError("--data-parallel-address must not be empty");
   }
   if (rpc_port <= 0 || rpc_port > 65535) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "--data-parallel-rpc-port %d is not a TCP port (1..65535)", rpc_port));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("--data-parallel-rpc-port %d is not a TCP port (1..65535)", rpc_port));
   }
   return absl::OkStatus();
 }

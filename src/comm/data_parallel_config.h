@@ -18,10 +18,10 @@
 namespace moeserve {
 
 struct DataParallelConfig {
-  int size = 1;         // --data-parallel-size
-  int size_local = -1;  // --data-parallel-size-local; -1: unset (= size - start_rank)
-  int start_rank = 0;   // --data-parallel-start-rank
-  bool headless = false;  // --headless
+  int size = 1;                       // --data-parallel-size
+  int size_local = -1;                // --data-parallel-size-local; -1: unset (= size - start_rank)
+  int start_rank = 0;                 // --data-parallel-start-rank
+  bool headless = false;              // --headless
   std::string address = "127.0.0.1";  // --data-parallel-address
   int rpc_port = 29550;               // --data-parallel-rpc-port
 

@@ -1,5 +1,7 @@
 #include "comm/process_group.h"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -17,9 +19,13 @@ using Clock = std::chrono::steady_clock;
 constexpr int kRankBits = 22;
 constexpr uint64_t kFullMask = ~uint64_t{0};
 
-double seconds(std::chrono::milliseconds ms) { return ms.count() / 1000.0; }
+double seconds(std::chrono::milliseconds ms) {
+  return ms.count() / 1000.0;
+}
 
-std::string ms_string(std::chrono::milliseconds ms) { return absl::StrCat(ms.count(), "ms"); }
+std::string ms_string(std::chrono::milliseconds ms) {
+  return absl::StrCat(ms.count(), "ms");
+}
 
 }  // namespace
 
@@ -34,8 +40,8 @@ OpBatch::~OpBatch() {
 StatusOr<std::unique_ptr<ProcessGroup>> ProcessGroup::create(const ProcessGroupOptions& o) {
   if (o.world_size < 1 || o.world_size >= (1 << kRankBits) || o.rank < 0 ||
       o.rank >= o.world_size) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "process group: rank %d is outside world size %d", o.rank, o.world_size));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("process group: rank %d is outside world size %d", o.rank, o.world_size));
   }
   std::unique_ptr<ProcessGroup> g(new ProcessGroup());
   g->rank_ = o.rank;
@@ -86,8 +92,8 @@ Status ProcessGroup::init_ucx(const ProcessGroupOptions& o) {
   const ucs_status_t s = ucp_init(&params, config, &context_);
   ucp_config_release(config);
   if (s != UCS_OK) {
-    return absl::InternalError(absl::StrCat("process group: ucp_init failed: ",
-                                            ucs_status_string(s)));
+    return absl::InternalError(
+        absl::StrCat("process group: ucp_init failed: ", ucs_status_string(s)));
   }
   ucp_worker_params_t wp{};
   wp.field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE;
@@ -170,9 +176,8 @@ std::string ProcessGroup::describe_transports() const {
 
 Status ProcessGroup::check_rank(int peer, const char* what) const {
   if (peer < 0 || peer >= world_) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("rank %d: %s: peer rank %d is outside world size %d", rank_, what, peer,
-                        world_));
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "rank %d: %s: peer rank %d is outside world size %d", rank_, what, peer, world_));
   }
   return check_peer(peer, what);
 }
@@ -181,9 +186,9 @@ Status ProcessGroup::check_peer(int peer, const char* what) const {
   if (!any_failed_) return absl::OkStatus();
   for (int p = 0; p < world_; ++p) {
     if ((peer < 0 || p == peer) && !peer_error_[p].empty()) {
-      return absl::UnavailableError(absl::StrFormat(
-          "rank %d: %s: rank %d failed (%s); the process group is unusable", rank_, what, p,
-          peer_error_[p]));
+      return absl::UnavailableError(
+          absl::StrFormat("rank %d: %s: rank %d failed (%s); the process group is unusable", rank_,
+                          what, p, peer_error_[p]));
     }
   }
   return absl::OkStatus();
@@ -200,12 +205,17 @@ uint64_t ProcessGroup::next_collective_tag() {
 
 // ---------------------------------------------------------------- requests
 
+void ProcessGroup::progress() {
+  if (ucp_worker_progress(worker_) == 0) sched_yield();
+}
+
 Status ProcessGroup::wait_request(void* req, int peer, const char* what) {
   if (req == nullptr) return absl::OkStatus();
   if (UCS_PTR_IS_ERR(req)) {
     MS_RETURN_IF_ERROR(check_peer(peer, what));
     return absl::UnavailableError(absl::StrFormat("rank %d: %s with rank %d failed: %s", rank_,
-                                                  what, peer, ucs_status_string(UCS_PTR_STATUS(req))));
+                                                  what, peer,
+                                                  ucs_status_string(UCS_PTR_STATUS(req))));
   }
   OpBatch batch(this);
   batch.ops_.push_back(OpBatch::Op{req, peer, false, 0});
@@ -225,8 +235,9 @@ void ProcessGroup::isend(OpBatch* b, int peer, uint64_t tag, const void* data, s
   ucp_request_param_t prm{};
   void* req = ucp_tag_send_nbx(eps_[peer], data, bytes, wire_tag(tag, rank_), &prm);
   if (UCS_PTR_IS_ERR(req)) {
-    b->error_ = absl::UnavailableError(absl::StrFormat(
-        "rank %d: send to rank %d failed: %s", rank_, peer, ucs_status_string(UCS_PTR_STATUS(req))));
+    b->error_ =
+        absl::UnavailableError(absl::StrFormat("rank %d: send to rank %d failed: %s", rank_, peer,
+                                               ucs_status_string(UCS_PTR_STATUS(req))));
     if (Status st = check_peer(peer, "send"); !st.ok()) b->error_ = st;
     return;
   }
@@ -284,7 +295,7 @@ Status ProcessGroup::wait(OpBatch* b, const char* what) {
   size_t done = 0;
   for (auto& op : b->ops_) done += op.req == nullptr;
   while (result.ok() && done < b->ops_.size()) {
-    ucp_worker_progress(worker_);
+    progress();
     for (auto& op : b->ops_) {
       if (op.req == nullptr) continue;
       const ucs_status_t s = ucp_request_check_status(op.req);
@@ -303,9 +314,8 @@ Status ProcessGroup::wait(OpBatch* b, const char* what) {
       } else if (s != UCS_OK && result.ok()) {
         result = check_peer(op.peer, what);
         if (result.ok()) {
-          result = absl::UnavailableError(absl::StrFormat("rank %d: %s with rank %d failed: %s",
-                                                          rank_, what, op.peer,
-                                                          ucs_status_string(s)));
+          result = absl::UnavailableError(absl::StrFormat(
+              "rank %d: %s with rank %d failed: %s", rank_, what, op.peer, ucs_status_string(s)));
         }
       }
       ucp_request_free(op.req);
@@ -349,7 +359,7 @@ StatusOr<std::vector<uint8_t>> ProcessGroup::recv_any(int peer, uint64_t tag) {
   ucp_tag_recv_info_t info{};
   ucp_tag_message_h msg = nullptr;
   while ((msg = ucp_tag_probe_nb(worker_, wire_tag(tag, peer), kFullMask, 1, &info)) == nullptr) {
-    ucp_worker_progress(worker_);
+    progress();
     MS_RETURN_IF_ERROR(check_peer(peer, "recv"));
     if (Clock::now() > deadline) {
       return absl::DeadlineExceededError(absl::StrFormat(
@@ -406,8 +416,8 @@ void ProcessGroup::post_all_to_allv(OpBatch* b, uint64_t tag, const void* send,
   }
 }
 
-Status ProcessGroup::all_to_allv(const void* send, std::span<const size_t> send_sizes,
-                                 void* recv, std::span<const size_t> recv_sizes) {
+Status ProcessGroup::all_to_allv(const void* send, std::span<const size_t> send_sizes, void* recv,
+                                 std::span<const size_t> recv_sizes) {
   OpBatch b(this);
   post_all_to_allv(&b, next_collective_tag(), send, send_sizes, recv, recv_sizes);
   return wait(&b, "all_to_allv");

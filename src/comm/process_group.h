@@ -36,8 +36,8 @@ namespace moeserve {
 struct ProcessGroupOptions {
   int rank = 0;
   int world_size = 1;
-  std::string master_addr = "127.0.0.1";  // --data-parallel-address
-  int master_port = 29550;                // --data-parallel-rpc-port
+  std::string master_addr = "127.0.0.1";     // --data-parallel-address
+  int master_port = 29550;                   // --data-parallel-rpc-port
   std::chrono::milliseconds timeout{30000};  // rendezvous and every blocking wait
   // UCX transport list (UCX_TLS syntax). Empty: UCX's default selection (shared memory between
   // local processes). "tcp" emulates separate hosts. Set before ucp_init; per group.
@@ -129,8 +129,9 @@ class ProcessGroup {
   ucp_context_h context() const { return context_; }
   ucp_worker_h worker() const { return worker_; }
   ucp_ep_h endpoint(int peer) const { return eps_[peer]; }
-  // Drives UCX progress once.
-  void progress() { ucp_worker_progress(worker_); }
+  // Drives UCX progress once; when nothing happened, yields the CPU (ranks often share
+  // cores with each other and with compute threads, and spinning would starve the peer).
+  void progress();
   // Ok, or the error for a failed peer (any peer when peer < 0), prefixed with `what`.
   Status check_peer(int peer, const char* what) const;
   // Waits for one UCP request (may be null or an error pointer) naming `peer` in errors.

@@ -80,9 +80,9 @@ RegisteredBuffer::~RegisteredBuffer() {
 
 Status RegisteredBuffer::put(int peer, const void* local, size_t bytes, size_t remote_offset) {
   if (remote_offset > bytes_ || bytes > bytes_ - remote_offset) {
-    return absl::OutOfRangeError(absl::StrFormat(
-        "registered buffer: put of %d bytes at offset %d past its %d bytes", bytes, remote_offset,
-        bytes_));
+    return absl::OutOfRangeError(
+        absl::StrFormat("registered buffer: put of %d bytes at offset %d past its %d bytes", bytes,
+                        remote_offset, bytes_));
   }
   if (bytes == 0) return absl::OkStatus();
   if (peer == group_->rank()) {
@@ -114,8 +114,8 @@ Status RegisteredBuffer::put_flag(int peer, size_t remote_offset, uint64_t value
   }
   auto word = std::make_unique<uint64_t>(value);
   ucp_request_param_t prm{};
-  void* req = ucp_put_nbx(group_->endpoint(peer), word.get(), 8,
-                          remote_base_[peer] + remote_offset, rkeys_[peer], &prm);
+  void* req = ucp_put_nbx(group_->endpoint(peer), word.get(), 8, remote_base_[peer] + remote_offset,
+                          rkeys_[peer], &prm);
   if (UCS_PTR_IS_ERR(req)) return group_->wait_request(req, peer, "put");
   if (req != nullptr) pending_.push_back(Pending{req, peer, std::move(word)});
   return absl::OkStatus();
@@ -138,9 +138,8 @@ Status RegisteredBuffer::reap(bool all) {
       if (s != UCS_OK && result.ok()) {
         result = group_->check_peer(p.peer, "put");
         if (result.ok()) {
-          result = absl::UnavailableError(absl::StrFormat("rank %d: put to rank %d failed: %s",
-                                                          group_->rank(), p.peer,
-                                                          ucs_status_string(s)));
+          result = absl::UnavailableError(absl::StrFormat(
+              "rank %d: put to rank %d failed: %s", group_->rank(), p.peer, ucs_status_string(s)));
         }
       }
       ucp_request_free(p.req);
@@ -148,9 +147,9 @@ Status RegisteredBuffer::reap(bool all) {
     pending_.resize(kept);
     if (!result.ok() || !all || pending_.empty()) return result;
     if (Clock::now() > deadline) {
-      return absl::DeadlineExceededError(absl::StrFormat(
-          "rank %d: put to rank %d did not complete within %g s", group_->rank(),
-          pending_.front().peer, group_->timeout().count() / 1000.0));
+      return absl::DeadlineExceededError(
+          absl::StrFormat("rank %d: put to rank %d did not complete within %g s", group_->rank(),
+                          pending_.front().peer, group_->timeout().count() / 1000.0));
     }
   }
 }
@@ -183,9 +182,9 @@ Status RegisteredBuffer::wait_flags(std::span<const size_t> offsets, std::span<c
     if (!pending_.empty()) MS_RETURN_IF_ERROR(reap(false));
     MS_RETURN_IF_ERROR(group_->check_peer(peers[next], what));
     if (Clock::now() > deadline) {
-      return absl::DeadlineExceededError(absl::StrFormat(
-          "rank %d: %s: rank %d did not signal within %g s", group_->rank(), what, peers[next],
-          group_->timeout().count() / 1000.0));
+      return absl::DeadlineExceededError(
+          absl::StrFormat("rank %d: %s: rank %d did not signal within %g s", group_->rank(), what,
+                          peers[next], group_->timeout().count() / 1000.0));
     }
   }
   return absl::OkStatus();

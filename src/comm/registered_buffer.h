@@ -44,8 +44,8 @@ class RegisteredBuffer {
   Status wait_local() { return reap(true); }
   // Waits until, for each i, the local word at offsets[i] reads `value`; peers[i] names who
   // writes it (for failure detection and errors). Completes outstanding local puts meanwhile.
-  Status wait_flags(std::span<const size_t> offsets, std::span<const int> peers,
-                    uint64_t value, const char* what);
+  Status wait_flags(std::span<const size_t> offsets, std::span<const int> peers, uint64_t value,
+                    const char* what);
   // Local flag word (acquire load).
   uint64_t flag(size_t offset) const;
 

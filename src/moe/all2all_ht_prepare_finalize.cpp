@@ -83,8 +83,7 @@ Status All2AllHtPrepareFinalize::prepare(const RoutedTokens& in, ExpertBatch* ba
   // Counts first, then the records.
   recv_counts_.assign(n, 0);
   std::vector<size_t> eight(n, sizeof(int64_t));
-  MS_RETURN_IF_ERROR(
-      group_->all_to_allv(send_counts_.data(), eight, recv_counts_.data(), eight));
+  MS_RETURN_IF_ERROR(group_->all_to_allv(send_counts_.data(), eight, recv_counts_.data(), eight));
   std::vector<size_t> ssz(n), rsz(n);
   int64_t R = 0;
   for (int r = 0; r < n; ++r) {
@@ -123,8 +122,7 @@ Status All2AllHtPrepareFinalize::prepare(const RoutedTokens& in, ExpertBatch* ba
   return local_.prepare(received, batch);
 }
 
-Status All2AllHtPrepareFinalize::finalize_begin(const ExpertBatch& batch,
-                                                const float* expert_out) {
+Status All2AllHtPrepareFinalize::finalize_begin(const ExpertBatch& batch, const float* expert_out) {
   const int n = group_->world_size();
   const int64_t H = hidden_;
   int64_t R = 0, S = 0;

@@ -44,13 +44,13 @@ class All2AllHtPrepareFinalize final : public PrepareFinalize {
   LocalPrepareFinalize local_;
   OpBatch combine_ops_;
   int64_t hidden_ = 0, top_k_ = 0, num_tokens_ = 0;
-  std::vector<int64_t> send_counts_, recv_counts_;   // [N] records
-  std::vector<std::vector<int32_t>> sent_tokens_;     // [N][send_counts] token index
-  std::vector<uint8_t> send_buf_, recv_buf_;           // records, grouped by rank
-  std::vector<float> rx_, rweights_;                   // [R, H], [R, K]
-  std::vector<int32_t> rids_;                          // [R, K]
-  std::vector<float> partial_;                         // [R, H]
-  std::vector<float> returned_;                        // [Σ send_counts, H]
+  std::vector<int64_t> send_counts_, recv_counts_;  // [N] records
+  std::vector<std::vector<int32_t>> sent_tokens_;   // [N][send_counts] token index
+  std::vector<uint8_t> send_buf_, recv_buf_;        // records, grouped by rank
+  std::vector<float> rx_, rweights_;                // [R, H], [R, K]
+  std::vector<int32_t> rids_;                       // [R, K]
+  std::vector<float> partial_;                      // [R, H]
+  std::vector<float> returned_;                     // [Σ send_counts, H]
 };
 
 }  // namespace moeserve

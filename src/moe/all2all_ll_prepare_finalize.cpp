@@ -7,7 +7,9 @@
 
 namespace moeserve {
 namespace {
-size_t align64(size_t x) { return (x + 63) / 64 * 64; }
+size_t align64(size_t x) {
+  return (x + 63) / 64 * 64;
+}
 }  // namespace
 
 StatusOr<std::unique_ptr<All2AllLlPrepareFinalize>> All2AllLlPrepareFinalize::create(
@@ -27,8 +29,7 @@ StatusOr<std::unique_ptr<All2AllLlPrepareFinalize>> All2AllLlPrepareFinalize::cr
   MS_ASSIGN_OR_RETURN(auto placement, ContiguousPlacement::create(c.num_experts, n));
   std::unique_ptr<All2AllLlPrepareFinalize> pf(
       new All2AllLlPrepareFinalize(group, c, std::move(placement)));
-  MS_ASSIGN_OR_RETURN(pf->dispatch_,
-                      RegisteredBuffer::create(group, pf->dispatch_flag_off(n)));
+  MS_ASSIGN_OR_RETURN(pf->dispatch_, RegisteredBuffer::create(group, pf->dispatch_flag_off(n)));
   MS_ASSIGN_OR_RETURN(pf->combine_, RegisteredBuffer::create(group, pf->combine_flag_off(n)));
   return pf;
 }
@@ -61,8 +62,9 @@ size_t All2AllLlPrepareFinalize::combine_flag_off(int sender) const {
          static_cast<size_t>(sender) * 8;
 }
 
-Status All2AllLlPrepareFinalize::wait_all_flags(
-    RegisteredBuffer* buf, size_t (All2AllLlPrepareFinalize::*off)(int) const, const char* what) {
+Status All2AllLlPrepareFinalize::wait_all_flags(RegisteredBuffer* buf,
+                                                size_t (All2AllLlPrepareFinalize::*off)(int) const,
+                                                const char* what) {
   std::vector<size_t> offs(world_);
   std::vector<int> peers(world_);
   for (int s = 0; s < world_; ++s) {
@@ -106,8 +108,8 @@ Status All2AllLlPrepareFinalize::prepare(const RoutedTokens& in, ExpertBatch* ba
     dest[i] = static_cast<int32_t>(o * L + (g - placement_.first_expert(o)));
     if (++send_counts_[dest[i]] > M) {
       return absl::InvalidArgumentError(absl::StrFormat(
-          "all2all_ll: expert %d routed more than %d times in one chunk (duplicate top-k ids?)",
-          g, M));
+          "all2all_ll: expert %d routed more than %d times in one chunk (duplicate top-k ids?)", g,
+          M));
     }
   }
   std::vector<int64_t> begin(world_ * L + 1, 0);
@@ -131,8 +133,8 @@ Status All2AllLlPrepareFinalize::prepare(const RoutedTokens& in, ExpertBatch* ba
       MS_RETURN_IF_ERROR(dispatch_->put(o, send_index_.data() + begin[d], c * sizeof(int32_t),
                                         index_off(e, rank_ * M)));
     }
-    MS_RETURN_IF_ERROR(dispatch_->put(o, send_counts_.data() + o * L, L * sizeof(int32_t),
-                                      counts_off(rank_)));
+    MS_RETURN_IF_ERROR(
+        dispatch_->put(o, send_counts_.data() + o * L, L * sizeof(int32_t), counts_off(rank_)));
     MS_RETURN_IF_ERROR(dispatch_->put_flag(o, dispatch_flag_off(rank_), seq_));
   }
   MS_RETURN_IF_ERROR(wait_all_flags(dispatch_.get(), &All2AllLlPrepareFinalize::dispatch_flag_off,
@@ -174,8 +176,7 @@ Status All2AllLlPrepareFinalize::prepare(const RoutedTokens& in, ExpertBatch* ba
   return absl::OkStatus();
 }
 
-Status All2AllLlPrepareFinalize::finalize_begin(const ExpertBatch& batch,
-                                                const float* expert_out) {
+Status All2AllLlPrepareFinalize::finalize_begin(const ExpertBatch& batch, const float* expert_out) {
   const int64_t H = cfg_.hidden, limit = cfg_.max_tokens_per_rank * cfg_.top_k;
   for (int64_t e = 0; e < num_local_; ++e) {
     for (int64_t j = 0; j < batch.expert_num_tokens[e]; ++j) {

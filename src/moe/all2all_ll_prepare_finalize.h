@@ -31,9 +31,9 @@
 namespace moeserve {
 
 struct LowLatencyConfig {
-  int64_t num_experts = 0;           // E; divisible by the group size
-  int64_t hidden = 0;                // H
-  int64_t top_k = 0;                 // K
+  int64_t num_experts = 0;            // E; divisible by the group size
+  int64_t hidden = 0;                 // H
+  int64_t top_k = 0;                  // K
   int64_t max_tokens_per_rank = 256;  // M (vLLM's VLLM_MOE_DP_CHUNK_SIZE)
 };
 
@@ -73,10 +73,10 @@ class All2AllLlPrepareFinalize final : public PrepareFinalize {
   uint64_t seq_ = 0;
   int64_t num_tokens_ = 0;
   // Sender side, valid until finalize_end: packed rows, their (t*K+k) index, counts.
-  std::vector<float> send_rows_;        // [T*K, H], grouped by (rank, local expert)
-  std::vector<int32_t> send_index_;     // [T*K]
-  std::vector<int32_t> send_counts_;    // [N, E_loc]
-  std::vector<float> weights_;          // [T, K]
+  std::vector<float> send_rows_;      // [T*K, H], grouped by (rank, local expert)
+  std::vector<int32_t> send_index_;   // [T*K]
+  std::vector<int32_t> send_counts_;  // [N, E_loc]
+  std::vector<float> weights_;        // [T, K]
   // Receiver side: for packed row (e, j), the sender and its (t*K+k).
   std::vector<int32_t> row_sender_, row_index_;  // [E_loc * S]
   const ExpertBatch* pending_ = nullptr;

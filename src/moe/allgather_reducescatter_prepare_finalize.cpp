@@ -52,7 +52,7 @@ Status AllGatherReduceScatterPrepareFinalize::prepare(const RoutedTokens& in, Ex
   MS_RETURN_IF_ERROR(group_->all_gatherv(in.x, xs, gathered_x_.data()));
   MS_RETURN_IF_ERROR(group_->all_gatherv(in.topk_ids, ks, gathered_ids_.data()));
   MS_RETURN_IF_ERROR(group_->all_gatherv(in.topk_weights, ks, gathered_weights_.data()));
-  RoutedTokens gathered{gathered_x_.data(),   total, H, gathered_ids_.data(),
+  RoutedTokens gathered{gathered_x_.data(),       total, H, gathered_ids_.data(),
                         gathered_weights_.data(), K};
   return local_.prepare(gathered, batch);
 }

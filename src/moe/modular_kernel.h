@@ -44,12 +44,12 @@ struct ExpertBatch {
 
 // Routing of this rank's tokens, from the gate.
 struct RoutedTokens {
-  const float* x = nullptr;  // [T, H]
-  int64_t num_tokens = 0;    // T
-  int64_t hidden = 0;        // H
-  const int32_t* topk_ids = nullptr;      // [T, K] global expert ids
-  const float* topk_weights = nullptr;    // [T, K]
-  int64_t top_k = 0;                      // K
+  const float* x = nullptr;             // [T, H]
+  int64_t num_tokens = 0;               // T
+  int64_t hidden = 0;                   // H
+  const int32_t* topk_ids = nullptr;    // [T, K] global expert ids
+  const float* topk_weights = nullptr;  // [T, K]
+  int64_t top_k = 0;                    // K
 };
 
 class PrepareFinalize {

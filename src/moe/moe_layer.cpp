@@ -37,12 +37,19 @@ StatusOr<MoeLayer> MoeLayer::create(GateParams gate, Tensor gate_weight, Tensor 
     m.bias_.resize(gate.num_experts);
     for (int64_t e = 0; e < gate.num_experts; ++e) {
       switch (bias.dtype()) {
-        case DType::kF32: m.bias_[e] = bias.data<float>()[e]; break;
-        case DType::kBF16: m.bias_[e] = bf16_to_f32(bias.data<uint16_t>()[e]); break;
-        case DType::kF16: m.bias_[e] = f16_to_f32(bias.data<uint16_t>()[e]); break;
+        case DType::kF32:
+          m.bias_[e] = bias.data<float>()[e];
+          break;
+        case DType::kBF16:
+          m.bias_[e] = bf16_to_f32(bias.data<uint16_t>()[e]);
+          break;
+        case DType::kF16:
+          m.bias_[e] = f16_to_f32(bias.data<uint16_t>()[e]);
+          break;
         default:
-          return absl::InvalidArgumentError(absl::StrCat(
-              "moe: e_score_correction_bias has unsupported dtype ", std::string(dtype_name(bias.dtype()))));
+          return absl::InvalidArgumentError(
+              absl::StrCat("moe: e_score_correction_bias has unsupported dtype ",
+                           std::string(dtype_name(bias.dtype()))));
       }
     }
   } else if (gate.method == GateTopk::kNoauxTc) {
@@ -59,7 +66,7 @@ Status MoeLayer::forward(const float* x, int64_t T, float* y, MoeRouting* routin
   const int64_t E = gate_.num_experts, K = gate_.top_k, H = gate_linear_.in_features();
   std::vector<float> logits(static_cast<size_t>(T * E));  // [T, E]
   gate_linear_.forward(x, T, logits.data());
-  std::vector<int32_t> ids(static_cast<size_t>(T * K));   // [T, K]
+  std::vector<int32_t> ids(static_cast<size_t>(T * K));    // [T, K]
   std::vector<float> weights(static_cast<size_t>(T * K));  // [T, K]
   select_experts(gate_, logits.data(), bias_.empty() ? nullptr : bias_.data(), T, ids.data(),
                  weights.data());
@@ -93,8 +100,8 @@ Status run_modular_kernel(PrepareFinalize& pf, const Experts& experts, const Rou
   for (int64_t c = 0; c < num_chunks; ++c) {
     // Ranks with fewer tokens run empty chunks: the backend's exchanges are collective.
     const int64_t t0 = std::min(T, c * step), t1 = std::min(T, t0 + step);
-    RoutedTokens chunk{in.x + t0 * H,           t1 - t0, H, in.topk_ids + t0 * K,
-                       in.topk_weights + t0 * K, K};
+    RoutedTokens chunk{
+        in.x + t0 * H, t1 - t0, H, in.topk_ids + t0 * K, in.topk_weights + t0 * K, K};
     MS_RETURN_IF_ERROR(pf.prepare(chunk, batch));
     expert_out->resize(static_cast<size_t>(batch->rows() * H));
     experts.apply(*batch, expert_out->data());
@@ -112,8 +119,8 @@ StatusOr<MoeLayer> make_local_moe_layer(GateParams gate, Tensor gate_weight, Ten
                                         ActivationFormat format) {
   const int64_t E = gate.num_experts;
   if (static_cast<int64_t>(experts->experts.size()) != E) {
-    return absl::InvalidArgumentError(absl::StrCat("moe: ", experts->experts.size(),
-                                                   " local experts, expected ", E));
+    return absl::InvalidArgumentError(
+        absl::StrCat("moe: ", experts->experts.size(), " local experts, expected ", E));
   }
   std::vector<int32_t> map(E);
   std::iota(map.begin(), map.end(), 0);

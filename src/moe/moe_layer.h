@@ -46,7 +46,7 @@ class MoeLayer {
   std::optional<GatedMlp> shared_;
   std::unique_ptr<PrepareFinalize> pf_;
   std::unique_ptr<Experts> experts_;
-  ExpertBatch batch_;               // reused across calls
+  ExpertBatch batch_;              // reused across calls
   std::vector<float> expert_out_;  // reused across calls
 };
 

@@ -113,10 +113,10 @@ inline ProcessGroupOptions local_options(int r, int n, int port, bool tcp) {
 
 }  // namespace moeserve::testing
 
-#define MS_TEST_CHECK(cond, ...)                                                     \
-  do {                                                                               \
-    if (!(cond)) {                                                                   \
-      return absl::InternalError(absl::StrCat(#cond " failed at line ", __LINE__, ": ", \
-                                              absl::StrFormat(__VA_ARGS__)));         \
-    }                                                                                \
+#define MS_TEST_CHECK(cond, ...)                                                                 \
+  do {                                                                                           \
+    if (!(cond)) {                                                                               \
+      return absl::InternalError(                                                                \
+          absl::StrCat(#cond " failed at line ", __LINE__, ": ", absl::StrFormat(__VA_ARGS__))); \
+    }                                                                                            \
   } while (0)

@@ -106,8 +106,8 @@ TEST_P(Transports, Collectives) {
     for (int i = 0; i < 100; ++i) f[i] = 0.1f * (r + 1) * (i + 1);
     MS_RETURN_IF_ERROR(g->all_reduce(std::span<float>(f), ReduceOp::kSum));
     for (int i = 0; i < 100; ++i) {
-      const float want = ((0.1f * 1 * (i + 1) + 0.1f * 2 * (i + 1)) + 0.1f * 3 * (i + 1)) +
-                         0.1f * 4 * (i + 1);
+      const float want =
+          ((0.1f * 1 * (i + 1) + 0.1f * 2 * (i + 1)) + 0.1f * 3 * (i + 1)) + 0.1f * 4 * (i + 1);
       MS_TEST_CHECK(f[i] == want, "f32 sum %g vs %g", f[i], want);
     }
     std::vector<float> fm = {static_cast<float>(r), -1.0f * r};
@@ -190,37 +190,40 @@ TEST_P(Transports, PutsAreVisibleOnceTheFlagIs) {
 TEST_P(Transports, KilledRankFailsTheOthersFast) {
   const int n = 3, port = free_port();
   const bool tcp = GetParam();
-  auto rs = run_ranks(n, [&](int r) -> Status {
-    ProcessGroupOptions o = local_options(r, n, port, tcp);
-    o.timeout = std::chrono::seconds(30);  // failure must be detected long before this
-    MS_ASSIGN_OR_RETURN(auto g, ProcessGroup::create(o));
-    MS_RETURN_IF_ERROR(g->barrier());
-    if (r == 2) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-      ::kill(::getpid(), SIGKILL);
-    }
-    const auto t0 = Clock::now();
-    std::vector<int64_t> v = {1};
-    Status st = g->all_reduce(std::span<int64_t>(v), ReduceOp::kSum);  // pending at the kill
-    const double s1 = std::chrono::duration<double>(Clock::now() - t0).count();
-    MS_TEST_CHECK(!st.ok(), "all_reduce with a dead rank succeeded");
-    MS_TEST_CHECK(absl::StrContains(st.message(), "rank 2"), "error does not name rank 2: %s",
-                  st.message());
-    MS_TEST_CHECK(s1 < 10.0, "failure took %g s: %s", s1, st.message());
-    // Later operations fail at once, point-to-point with the dead rank too.
-    const auto t1 = Clock::now();
-    Status st2 = g->barrier();
-    MS_TEST_CHECK(!st2.ok() && absl::StrContains(st2.message(), "rank 2"), "barrier: %s",
-                  st2.message());
-    uint8_t b = 0;
-    Status st3 = g->recv(2, 5, &b, 1);
-    MS_TEST_CHECK(!st3.ok(), "recv from dead rank succeeded");
-    const double s2 = std::chrono::duration<double>(Clock::now() - t1).count();
-    MS_TEST_CHECK(s2 < 1.0, "later operations took %g s", s2);
-    std::fprintf(stderr, "[rank %d] detected in %.2f s: %s\n", r, s1,
-                 std::string(st.message()).c_str());
-    return absl::OkStatus();
-  }, std::chrono::seconds(60));
+  auto rs = run_ranks(
+      n,
+      [&](int r) -> Status {
+        ProcessGroupOptions o = local_options(r, n, port, tcp);
+        o.timeout = std::chrono::seconds(30);  // failure must be detected long before this
+        MS_ASSIGN_OR_RETURN(auto g, ProcessGroup::create(o));
+        MS_RETURN_IF_ERROR(g->barrier());
+        if (r == 2) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(200));
+          ::kill(::getpid(), SIGKILL);
+        }
+        const auto t0 = Clock::now();
+        std::vector<int64_t> v = {1};
+        Status st = g->all_reduce(std::span<int64_t>(v), ReduceOp::kSum);  // pending at the kill
+        const double s1 = std::chrono::duration<double>(Clock::now() - t0).count();
+        MS_TEST_CHECK(!st.ok(), "all_reduce with a dead rank succeeded");
+        MS_TEST_CHECK(absl::StrContains(st.message(), "rank 2"), "error does not name rank 2: %s",
+                      st.message());
+        MS_TEST_CHECK(s1 < 10.0, "failure took %g s: %s", s1, st.message());
+        // Later operations fail at once, point-to-point with the dead rank too.
+        const auto t1 = Clock::now();
+        Status st2 = g->barrier();
+        MS_TEST_CHECK(!st2.ok() && absl::StrContains(st2.message(), "rank 2"), "barrier: %s",
+                      st2.message());
+        uint8_t b = 0;
+        Status st3 = g->recv(2, 5, &b, 1);
+        MS_TEST_CHECK(!st3.ok(), "recv from dead rank succeeded");
+        const double s2 = std::chrono::duration<double>(Clock::now() - t1).count();
+        MS_TEST_CHECK(s2 < 1.0, "later operations took %g s", s2);
+        std::fprintf(stderr, "[rank %d] detected in %.2f s: %s\n", r, s1,
+                     std::string(st.message()).c_str());
+        return absl::OkStatus();
+      },
+      std::chrono::seconds(60));
   EXPECT_EQ(rs[0].exit_code, 0);
   EXPECT_EQ(rs[1].exit_code, 0);
   EXPECT_EQ(rs[2].signal, SIGKILL);

@@ -53,7 +53,7 @@ std::shared_ptr<ExpertWeights> subset(const std::vector<GatedMlp>& all, int64_t 
 }
 
 StatusOr<std::unique_ptr<PrepareFinalize>> make_backend(Backend b, ProcessGroup* g, int64_t E,
-                                                         int64_t H, int64_t K, int64_t max_tokens) {
+                                                        int64_t H, int64_t K, int64_t max_tokens) {
   switch (b) {
     case Backend::kAgRs: {
       MS_ASSIGN_OR_RETURN(auto pf, AllGatherReduceScatterPrepareFinalize::create(g, E));
@@ -64,8 +64,8 @@ StatusOr<std::unique_ptr<PrepareFinalize>> make_backend(Backend b, ProcessGroup*
       return std::unique_ptr<PrepareFinalize>(std::move(pf));
     }
     case Backend::kLl: {
-      MS_ASSIGN_OR_RETURN(auto pf,
-                          All2AllLlPrepareFinalize::create(g, LowLatencyConfig{E, H, K, max_tokens}));
+      MS_ASSIGN_OR_RETURN(
+          auto pf, All2AllLlPrepareFinalize::create(g, LowLatencyConfig{E, H, K, max_tokens}));
       return std::unique_ptr<PrepareFinalize>(std::move(pf));
     }
   }
@@ -80,8 +80,8 @@ std::unique_ptr<Experts> make_experts_for(ActivationFormat f, std::shared_ptr<Ex
 Status compare(const std::vector<float>& y, const std::vector<float>& want, const char* what) {
   for (size_t i = 0; i < want.size(); ++i) {
     if (!(std::fabs(y[i] - want[i]) <= 1e-4f * (1 + std::fabs(want[i])))) {
-      return absl::InternalError(absl::StrFormat("%s: element %d is %g, reference %g", what, i,
-                                                 y[i], want[i]));
+      return absl::InternalError(
+          absl::StrFormat("%s: element %d is %g, reference %g", what, i, y[i], want[i]));
     }
   }
   return absl::OkStatus();
@@ -138,8 +138,8 @@ TEST_P(EpBackends, MatchLocalReference) {
       ExpertBatch batch, ref_batch;
       std::vector<float> out, ref_out, y(T * H, -1.0f), want(T * H);
       MS_RETURN_IF_ERROR(run_modular_kernel(*pf, *experts, in, &batch, &out, y.data()));
-      MS_RETURN_IF_ERROR(run_modular_kernel(ref_pf, ref_experts, in, &ref_batch, &ref_out,
-                                            want.data()));
+      MS_RETURN_IF_ERROR(
+          run_modular_kernel(ref_pf, ref_experts, in, &ref_batch, &ref_out, want.data()));
       MS_RETURN_IF_ERROR(compare(y, want, pf->name()));
     }
     return g->barrier();
@@ -157,7 +157,9 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{Backend::kLl, 2, true}, Case{Backend::kLl, 4, true}),
     [](const auto& info) {
       const Case& c = info.param;
-      const char* b = c.backend == Backend::kAgRs ? "AgRs" : c.backend == Backend::kHt ? "Ht" : "Ll";
+      const char* b = c.backend == Backend::kAgRs ? "AgRs"
+                      : c.backend == Backend::kHt ? "Ht"
+                                                  : "Ll";
       return absl::StrCat(b, "_", c.world, "ranks_", c.tcp ? "Tcp" : "Default");
     });
 
@@ -187,9 +189,9 @@ TEST_P(EpMoeLayer, MatchesSingleRankLayer) {
       return *GatedMlp::create(random_tensor({I, H}, 0.3f, srng), random_tensor({I, H}, 0.3f, srng),
                                random_tensor({H, I}, 0.3f, srng));
     };
-    MS_ASSIGN_OR_RETURN(auto ref, make_local_moe_layer(gate, gate_w, bias, shared(),
-                                                       subset(all, 0, E, H),
-                                                       ActivationFormat::kStandard));
+    MS_ASSIGN_OR_RETURN(auto ref,
+                        make_local_moe_layer(gate, gate_w, bias, shared(), subset(all, 0, E, H),
+                                             ActivationFormat::kStandard));
     MS_ASSIGN_OR_RETURN(auto pf, make_backend(GetParam(), g.get(), E, H, K, 3));
     auto experts = make_experts_for(pf->format(), subset(all, r * E / n, E / n, H));
     MS_ASSIGN_OR_RETURN(auto layer, MoeLayer::create(gate, gate_w, bias, shared(), std::move(pf),
