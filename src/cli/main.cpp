@@ -15,6 +15,8 @@ void usage() {
                "  gen-model OUT   write a random Hugging Face DeepSeek-V2/V3 checkpoint\n"
                "  run MODEL       generate text offline\n"
                "  bench model     prefill/decode speed against this machine's ceilings\n"
+               "  bench moe       dispatch/combine and MoE-layer speed across ranks\n"
+               "  bench serve     load generator with vllm bench serve's metrics\n"
                "run 'moeserve <command> --help' for its options\n");
 }
 
