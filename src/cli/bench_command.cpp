@@ -112,7 +112,7 @@ int bench_model(int argc, char** argv) {
 
 int bench_main(int argc, char** argv) {
   if (argc >= 2 && std::string(argv[1]) == "model") return bench_model(argc - 1, argv + 1);
-  if (argc >= 2 && std::string(argv[1]) == "moe") return bench::bench_moe_main(argc - 1, argv + 1);
+  if (argc >= 2 && std::string(argv[1]) == "moe") return bench_moe_main(argc - 1, argv + 1);
   if (argc >= 2 && std::string(argv[1]) == "serve") {
     return bench::bench_serve_main(argc - 1, argv + 1);
   }
