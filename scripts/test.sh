@@ -7,7 +7,7 @@ bash scripts/install-deps.sh
 JOBS=${JOBS:-2}
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMOESERVE_WERROR=ON
 cmake --build build -j"$JOBS"
-cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DMOESERVE_WERROR=ON \
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMOESERVE_WERROR=ON \
   -DMOESERVE_SANITIZE=ON -DMOESERVE_BUILD_BENCH=OFF
 cmake --build build-asan -j"$JOBS"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
