@@ -25,6 +25,16 @@ Status check_address(const std::string& address) {
 
 }  // namespace
 
+StatusOr<std::pair<std::string, std::string>> split_host_port(const std::string& address) {
+  MS_RETURN_IF_ERROR(check_address(address));
+  auto colon = address.rfind(':');
+  std::string host = address.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  return std::make_pair(host, address.substr(colon + 1));
+}
+
 StatusOr<std::vector<EndpointSpec>> parse_endpoint_list(std::string_view list) {
   std::vector<EndpointSpec> out;
   for (absl::string_view item : absl::StrSplit(absl::string_view(list.data(), list.size()), ',', absl::SkipWhitespace())) {

@@ -22,6 +22,9 @@
 
 namespace moeserve::router {
 
+// Splits "host:port" (IPv6 hosts may be bracketed: "[::1]:8000").
+StatusOr<std::pair<std::string, std::string>> split_host_port(const std::string& address);
+
 // "host:port[@role][,host:port[@role]...]"; the optional role becomes the llm-d.ai/role label.
 StatusOr<std::vector<EndpointSpec>> parse_endpoint_list(std::string_view list);
 
