@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <limits>
 #include <optional>
 #include <set>
 #include <thread>
@@ -204,9 +205,14 @@ awaitable<Forward> ProxyServer::Impl::forward_streaming(
   if (ec) co_return Forward::kRetry;
   beast::flat_buffer ubuf;
   http::response_parser<http::buffer_body> parser;
-  parser.body_limit(boost::none);
+  parser.body_limit(std::numeric_limits<std::uint64_t>::max());
   co_await http::async_read_header(upstream, ubuf, parser, asio::redirect_error(use_awaitable, ec));
-  if (ec) co_return Forward::kRetry;
+  // Body bytes that arrived with the header ask for a body buffer; the header itself is fine.
+  if (ec == http::error::need_buffer && parser.is_header_done()) ec = {};
+  if (ec) {
+    MS_LOG_WARN("upstream {}: no response header: {}", address, ec.message());
+    co_return Forward::kRetry;
+  }
 
   // From here on bytes go to the client: no more retries.
   http::response<http::buffer_body> res;
@@ -332,6 +338,7 @@ awaitable<bool> ProxyServer::Impl::handle_inference(beast::tcp_stream& client,
     CycleState cycle;
     auto result = scheduler.schedule(*sreq, candidates, cycle);
     if (!result.ok()) {
+      if (!excluded.empty()) break;  // every remaining endpoint failed to connect: 502 below
       co_return co_await send_error(client, req, 503, "ServiceUnavailableError",
                                     std::string(result.status().message()));
     }

@@ -19,6 +19,35 @@ using asio::use_awaitable;
 using tcp = asio::ip::tcp;
 using json = nlohmann::json;
 
+// JSON built outside coroutines: GCC 12 rejects braced lists of string literals in coroutine
+// bodies ("array used as initializer").
+std::string sse_event(const std::string& name, int i) {
+  return "data: " +
+         json{{"upstream", name}, {"choices", {{{"text", "tok" + std::to_string(i)}}}}}.dump() +
+         "\n\n";
+}
+
+std::string models_body(const std::string& name) {
+  return json{{"object", "list"}, {"data", {{{"id", "m"}, {"owned_by", name}}}}}.dump();
+}
+
+std::string completion_body(const std::string& name, const json& request) {
+  json out = {{"id", "cmpl-" + name}, {"choices", {{{"text", "x"}}}}};
+  if (request.is_object() && request.contains("kv_transfer_params") &&
+      request["kv_transfer_params"].value("do_remote_decode", false)) {
+    out["kv_transfer_params"] = {{"do_remote_prefill", true},
+                                 {"do_remote_decode", false},
+                                 {"remote_engine_id", "engine-" + name},
+                                 {"remote_block_ids", {4, 5, 6}},
+                                 {"remote_request_id", "req-" + name},
+                                 {"remote_host", "127.0.0.1"},
+                                 {"remote_port", 5600}};
+  }
+  return out.dump();
+}
+
+bool wants_stream(const json& body) { return body.is_object() && body.value("stream", false); }
+
 struct TestUpstream::Impl {
   std::string name;
   UpstreamBehavior behavior;
@@ -46,7 +75,7 @@ struct TestUpstream::Impl {
   }
 
   awaitable<void> send(beast::tcp_stream& stream, const http::request<http::string_body>& req,
-                       unsigned status, const std::string& type, std::string body) {
+                       unsigned status, std::string type, std::string body) {
     http::response<http::string_body> res{static_cast<http::status>(status), 11};
     res.set(http::field::content_type, type);
     res.keep_alive(req.keep_alive());
@@ -82,7 +111,7 @@ struct TestUpstream::Impl {
           co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
         }
       }
-      std::string event = "data: " + json{{"upstream", name}, {"choices", {{{"text", "tok" + std::to_string(i)}}}}}.dump() + "\n\n";
+      std::string event = sse_event(name, i);
       co_await asio::async_write(stream, http::make_chunk(asio::buffer(event)),
                                  asio::redirect_error(use_awaitable, ec));
     }
@@ -121,10 +150,13 @@ struct TestUpstream::Impl {
           text = metrics_text;
           ok = metrics_ok;
         }
-        co_await send(stream, req, ok ? 200 : 500, "text/plain", ok ? text : "down");
+        std::string reply = ok ? text : std::string("down");
+        std::string type = "text/plain";
+        co_await send(stream, req, ok ? 200u : 500u, type, std::move(reply));
       } else if (target == "/v1/models") {
-        co_await send(stream, req, 200, "application/json",
-                      json{{"object", "list"}, {"data", {{{"id", "m"}, {"owned_by", name}}}}}.dump());
+        std::string reply = models_body(name);
+        std::string type = "application/json";
+        co_await send(stream, req, 200u, type, std::move(reply));
       } else {
         json body = json::parse(req.body(), nullptr, false);
         {
@@ -132,23 +164,17 @@ struct TestUpstream::Impl {
           received.push_back(body);
         }
         if (behavior.fail_status != 0) {
-          co_await send(stream, req, behavior.fail_status, "application/json", "{\"error\":{}}");
-        } else if (body.is_object() && body.value("stream", false)) {
+          std::string reply = "{\"error\":{}}";
+          std::string type = "application/json";
+          co_await send(stream, req, static_cast<unsigned>(behavior.fail_status), type,
+                        std::move(reply));
+        } else if (wants_stream(body)) {
           co_await stream_sse(stream, req);
           break;
         } else {
-          json out = {{"id", "cmpl-" + name}, {"choices", {{{"text", "x"}}}}};
-          if (body.is_object() && body.contains("kv_transfer_params") &&
-              body["kv_transfer_params"].value("do_remote_decode", false)) {
-            out["kv_transfer_params"] = {{"do_remote_prefill", true},
-                                         {"do_remote_decode", false},
-                                         {"remote_engine_id", "engine-" + name},
-                                         {"remote_block_ids", {4, 5, 6}},
-                                         {"remote_request_id", "req-" + name},
-                                         {"remote_host", "127.0.0.1"},
-                                         {"remote_port", 5600}};
-          }
-          co_await send(stream, req, 200, "application/json", out.dump());
+          std::string reply = completion_body(name, body);
+          std::string type = "application/json";
+          co_await send(stream, req, 200u, type, std::move(reply));
         }
       }
       if (!req.keep_alive()) break;
