@@ -3,6 +3,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "spdlog/sinks/ostream_sink.h"
+#include "spdlog/spdlog.h"
+
 #include "router/config.h"
 #include "router/profile_handlers.h"
 #include "router/scheduler.h"
@@ -162,6 +165,24 @@ TEST(Scheduler, WeightedSumPicksBest) {
   EXPECT_EQ(*r->target("default"), "b:1");
   CycleState c2;
   EXPECT_FALSE((*s)->schedule(SchedulingRequest{}, {}, c2).ok());
+
+  // At debug level every decision logs each scorer's score per endpoint.
+  std::ostringstream captured;
+  auto previous = spdlog::default_logger();
+  auto logger = std::make_shared<spdlog::logger>(
+      "capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(captured));
+  logger->set_level(spdlog::level::debug);
+  spdlog::set_default_logger(logger);
+  SchedulingRequest req;
+  req.request_id = "req-7";
+  CycleState c3;
+  ASSERT_TRUE((*s)->schedule(req, eps, c3).ok());
+  spdlog::set_default_logger(previous);
+  const std::string line = captured.str();
+  EXPECT_NE(line.find("request=req-7 profile=default picked=b:1"), std::string::npos) << line;
+  EXPECT_NE(line.find("a:1{queue-scorer=1.0000 kv-cache-utilization-scorer=0.1000 total=1.3000}"),
+            std::string::npos)
+      << line;
 }
 
 TEST(Scheduler, PdProfilesRunDecodeThenPrefill) {
