@@ -72,10 +72,9 @@ EndpointPickerConfig default_endpoint_picker_config() {
   for (const char* type : {"queue-scorer", "kv-cache-utilization-scorer", "prefix-cache-scorer"}) {
     cfg.plugins.push_back(PluginSpec{type, type, nullptr});
   }
-  cfg.profiles.push_back(ProfileSpec{"default",
-                                     {{"queue-scorer", 2.0},
-                                      {"kv-cache-utilization-scorer", 2.0},
-                                      {"prefix-cache-scorer", 3.0}}});
+  cfg.profiles.push_back(ProfileSpec{
+      "default",
+      {{"queue-scorer", 2.0}, {"kv-cache-utilization-scorer", 2.0}, {"prefix-cache-scorer", 3.0}}});
   return cfg;
 }
 
@@ -94,16 +93,14 @@ StatusOr<EndpointPickerConfig> parse_endpoint_picker_config(std::string_view yam
   if (doc.contains("apiVersion")) {
     MS_ASSIGN_OR_RETURN(cfg.api_version, required_string(doc, "apiVersion", "top level"));
     if (cfg.api_version != kApiVersionCurrent && cfg.api_version != kApiVersionLegacy) {
-      return config_error(absl::StrCat("unsupported apiVersion '", cfg.api_version,
-                                       "' (expected ", kApiVersionCurrent, " or ",
-                                       kApiVersionLegacy, ")"));
+      return config_error(absl::StrCat("unsupported apiVersion '", cfg.api_version, "' (expected ",
+                                       kApiVersionCurrent, " or ", kApiVersionLegacy, ")"));
     }
   }
   if (doc.contains("kind")) {
     MS_ASSIGN_OR_RETURN(cfg.kind, required_string(doc, "kind", "top level"));
     if (cfg.kind != "EndpointPickerConfig") {
-      return config_error(
-          absl::StrCat("kind must be EndpointPickerConfig, got '", cfg.kind, "'"));
+      return config_error(absl::StrCat("kind must be EndpointPickerConfig, got '", cfg.kind, "'"));
     }
   }
 
@@ -151,13 +148,12 @@ StatusOr<EndpointPickerConfig> parse_endpoint_picker_config(std::string_view yam
                 absl::StrCat("profile '", spec.name, "': each plugin entry must be a mapping"));
           }
           ProfilePluginRef r;
-          MS_ASSIGN_OR_RETURN(r.plugin_ref,
-                              required_string(ref, "pluginRef", absl::StrCat("profile '",
-                                                                             spec.name, "'")));
+          MS_ASSIGN_OR_RETURN(
+              r.plugin_ref,
+              required_string(ref, "pluginRef", absl::StrCat("profile '", spec.name, "'")));
           if (ref.contains("weight") && !ref["weight"].is_null()) {
             if (!ref["weight"].is_number() || ref["weight"].get<double>() < 0) {
-              return config_error(absl::StrCat("profile '", spec.name, "': plugin '",
-                                               r.plugin_ref,
+              return config_error(absl::StrCat("profile '", spec.name, "': plugin '", r.plugin_ref,
                                                "': weight must be a number >= 0, got ",
                                                ref["weight"].dump()));
             }

@@ -23,12 +23,12 @@ struct EndpointSpec {
 
 // Scraped from the endpoint's /metrics (vLLM metric names, serving-conventions §2).
 struct EndpointMetrics {
-  bool valid = false;         // at least one successful scrape
-  double waiting = 0;         // vllm:num_requests_waiting
-  double running = 0;         // vllm:num_requests_running
-  double kv_usage = 0;        // vllm:kv_cache_usage_perc (0..1)
-  int64_t block_size = 0;     // vllm:cache_config_info{block_size}
-  int64_t num_gpu_blocks = 0; // vllm:cache_config_info{num_gpu_blocks}
+  bool valid = false;          // at least one successful scrape
+  double waiting = 0;          // vllm:num_requests_waiting
+  double running = 0;          // vllm:num_requests_running
+  double kv_usage = 0;         // vllm:kv_cache_usage_perc (0..1)
+  int64_t block_size = 0;      // vllm:cache_config_info{block_size}
+  int64_t num_gpu_blocks = 0;  // vllm:cache_config_info{num_gpu_blocks}
 };
 
 // A snapshot of one endpoint as the scheduler sees it.

@@ -37,7 +37,8 @@ StatusOr<std::pair<std::string, std::string>> split_host_port(const std::string&
 
 StatusOr<std::vector<EndpointSpec>> parse_endpoint_list(std::string_view list) {
   std::vector<EndpointSpec> out;
-  for (absl::string_view item : absl::StrSplit(absl::string_view(list.data(), list.size()), ',', absl::SkipWhitespace())) {
+  for (absl::string_view item :
+       absl::StrSplit(absl::string_view(list.data(), list.size()), ',', absl::SkipWhitespace())) {
     item = absl::StripAsciiWhitespace(item);
     EndpointSpec spec;
     auto at = item.find('@');

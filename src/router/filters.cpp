@@ -46,9 +46,9 @@ StatusOr<std::unique_ptr<Plugin>> LabelSelectorFilter::create(const PluginParams
     for (const auto& e : exprs) {
       if (!e.is_object() || !e.contains("key") || !e["key"].is_string() ||
           !e.contains("operator") || !e["operator"].is_string()) {
-        return params.error("matchExpressions",
-                            absl::StrCat("entries need string 'key' and 'operator', got ",
-                                         e.dump()));
+        return params.error(
+            "matchExpressions",
+            absl::StrCat("entries need string 'key' and 'operator', got ", e.dump()));
       }
       Expression ex;
       ex.key = e["key"].get<std::string>();
@@ -64,10 +64,12 @@ StatusOr<std::unique_ptr<Plugin>> LabelSelectorFilter::create(const PluginParams
       } else {
         return params.error("matchExpressions",
                             absl::StrCat("operator must be In, NotIn, Exists or DoesNotExist, "
-                                         "got '", op, "'"));
+                                         "got '",
+                                         op, "'"));
       }
       if (e.contains("values")) {
-        if (!e["values"].is_array()) return params.error("matchExpressions", "values must be a list");
+        if (!e["values"].is_array())
+          return params.error("matchExpressions", "values must be a list");
         for (const auto& v : e["values"]) {
           if (!v.is_string()) return params.error("matchExpressions", "values must be strings");
           ex.values.insert(v.get<std::string>());

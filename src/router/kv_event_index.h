@@ -29,11 +29,11 @@ namespace moeserve::router {
 enum class DeviceTier { kGpu, kCpu };
 
 struct BlockStored {
-  std::vector<uint64_t> block_hashes;           // engine keys, one per full block
-  std::optional<uint64_t> parent_block_hash;    // engine key of the block before the first
-  std::vector<uint32_t> token_ids;              // tokens of all the blocks, in order
-  int block_size = 0;                           // 0: the hasher's block size
-  DeviceTier tier = DeviceTier::kGpu;           // vLLM `medium` ("GPU"/"CPU")
+  std::vector<uint64_t> block_hashes;         // engine keys, one per full block
+  std::optional<uint64_t> parent_block_hash;  // engine key of the block before the first
+  std::vector<uint32_t> token_ids;            // tokens of all the blocks, in order
+  int block_size = 0;                         // 0: the hasher's block size
+  DeviceTier tier = DeviceTier::kGpu;         // vLLM `medium` ("GPU"/"CPU")
 };
 struct BlockRemoved {
   std::vector<uint64_t> block_hashes;
@@ -63,8 +63,7 @@ class InMemoryKvEventIndex final : public KvEventIndex {
  public:
   explicit InMemoryKvEventIndex(TokenBlockHasher hasher) : hasher_(std::move(hasher)) {}
 
-  void apply(const std::string& endpoint, const std::string& model,
-             const KvEvent& event) override;
+  void apply(const std::string& endpoint, const std::string& model, const KvEvent& event) override;
   std::map<std::string, double> longest_prefix(
       std::span<const uint64_t> request_keys) const override;
   void remove_endpoint(const std::string& endpoint) override;

@@ -1,11 +1,10 @@
 #include "router/metrics_scraper.h"
 
-#include <utility>  // before Asio: its awaitable.hpp uses std::exchange
-
 #include <atomic>
 #include <filesystem>
 #include <set>
 #include <thread>
+#include <utility>  // before Asio: its awaitable.hpp uses std::exchange
 
 #include "boost/asio.hpp"
 #include "boost/beast/core.hpp"
@@ -90,7 +89,8 @@ awaitable<void> MetricsScraper::Impl::scrape(std::string address) {
     req.keep_alive(false);
     co_await http::async_write(stream, req, asio::redirect_error(use_awaitable, ec));
   }
-  if (!ec) co_await http::async_read(stream, buffer, parser, asio::redirect_error(use_awaitable, ec));
+  if (!ec)
+    co_await http::async_read(stream, buffer, parser, asio::redirect_error(use_awaitable, ec));
   beast::error_code ignored;
   stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
   if (ec || parser.get().result() != http::status::ok) {
@@ -131,7 +131,9 @@ awaitable<void> MetricsScraper::Impl::loop() {
 MetricsScraper::MetricsScraper(ScraperOptions options, EndpointPool& pool)
     : impl_(std::make_unique<Impl>(std::move(options), pool)) {}
 
-MetricsScraper::~MetricsScraper() { stop(); }
+MetricsScraper::~MetricsScraper() {
+  stop();
+}
 
 Status MetricsScraper::start() {
   if (impl_->running) return absl::OkStatus();

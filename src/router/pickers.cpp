@@ -34,13 +34,14 @@ ProfileRunResult MaxScorePicker::pick(CycleState&, std::vector<ScoredEndpoint> s
     std::lock_guard<std::mutex> lock(mu_);
     std::shuffle(scored.begin(), scored.end(), rng_);
   }
-  std::stable_sort(scored.begin(), scored.end(),
-                   [](const ScoredEndpoint& a, const ScoredEndpoint& b) { return a.score > b.score; });
+  std::stable_sort(
+      scored.begin(), scored.end(),
+      [](const ScoredEndpoint& a, const ScoredEndpoint& b) { return a.score > b.score; });
   return take(scored, max_endpoints_);
 }
 
-StatusOr<std::unique_ptr<Plugin>> RandomPicker::create(const PluginParams& params,
-                                                       std::string name, uint64_t seed) {
+StatusOr<std::unique_ptr<Plugin>> RandomPicker::create(const PluginParams& params, std::string name,
+                                                       uint64_t seed) {
   MS_ASSIGN_OR_RETURN(int n, max_endpoints_param(params));
   return std::unique_ptr<Plugin>(new RandomPicker(std::move(name), n, seed));
 }
@@ -70,7 +71,8 @@ ProfileRunResult WeightedRandomPicker::pick(CycleState&, std::vector<ScoredEndpo
       keys.emplace_back(key, i);
     }
   }
-  std::sort(keys.begin(), keys.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::sort(keys.begin(), keys.end(),
+            [](const auto& a, const auto& b) { return a.first > b.first; });
   std::vector<ScoredEndpoint> ordered;
   for (const auto& [key, i] : keys) ordered.push_back(scored[i]);
   return take(ordered, max_endpoints_);

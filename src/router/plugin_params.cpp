@@ -80,13 +80,13 @@ StatusOr<std::map<std::string, std::string>> PluginParams::get_string_map(
 Status PluginParams::check_known(const std::vector<std::string>& known) const {
   if (params_.is_null()) return absl::OkStatus();
   if (!params_.is_object()) {
-    return absl::InvalidArgumentError(absl::StrCat("plugin '", name_, "' (type ", type_,
-                                                   "): parameters must be a mapping"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("plugin '", name_, "' (type ", type_, "): parameters must be a mapping"));
   }
   for (const auto& [k, v] : params_.items()) {
     if (std::find(known.begin(), known.end(), k) == known.end()) {
-      MS_LOG_WARN("plugin '{}' (type {}): parameter '{}' is not used by this router", name_,
-                  type_, k);
+      MS_LOG_WARN("plugin '{}' (type {}): parameter '{}' is not used by this router", name_, type_,
+                  k);
     }
   }
   return absl::OkStatus();

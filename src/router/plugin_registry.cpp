@@ -25,8 +25,10 @@ template <typename Fn>
 PluginFactory seeded(Fn fn) {
   return [fn](const PluginParams& p, std::string name, PluginContext& ctx) {
     uint64_t seed = ctx.seed;
-    if (seed == 0) seed = (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
-    else ++ctx.seed;  // distinct but reproducible streams per picker
+    if (seed == 0)
+      seed = (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
+    else
+      ++ctx.seed;  // distinct but reproducible streams per picker
     return fn(p, std::move(name), seed);
   };
 }
@@ -75,9 +77,9 @@ StatusOr<std::unique_ptr<Plugin>> PluginRegistry::create(const PluginSpec& spec,
                                                          PluginContext& ctx) const {
   auto it = factories_.find(spec.type);
   if (it == factories_.end()) {
-    return absl::InvalidArgumentError(absl::StrCat("plugin '", spec.name, "': unknown type '",
-                                                   spec.type, "' (known: ",
-                                                   absl::StrJoin(types(), ", "), ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("plugin '", spec.name, "': unknown type '", spec.type,
+                     "' (known: ", absl::StrJoin(types(), ", "), ")"));
   }
   PluginParams params(spec.name, spec.type, spec.parameters);
   return it->second(params, spec.name, ctx);

@@ -30,7 +30,9 @@ class PluginRegistry final {
  public:
   static const PluginRegistry& builtin();
 
-  void add(const std::string& type, PluginFactory factory) { factories_[type] = std::move(factory); }
+  void add(const std::string& type, PluginFactory factory) {
+    factories_[type] = std::move(factory);
+  }
   bool has(const std::string& type) const { return factories_.count(type) != 0; }
   std::vector<std::string> types() const;
   // Errors name the plugin: unknown type, or a bad parameter.

@@ -6,8 +6,8 @@ namespace moeserve::router {
 
 StatusOr<std::unique_ptr<Plugin>> PrecisePrefixCacheScorer::create(
     const PluginParams& params, std::string name, std::shared_ptr<KvEventIndex> index) {
-  MS_RETURN_IF_ERROR(params.check_known({"blockSize", "hashSeed", "indexerConfig",
-                                         "kvEventsConfig", "tokenProcessorConfig"}));
+  MS_RETURN_IF_ERROR(params.check_known(
+      {"blockSize", "hashSeed", "indexerConfig", "kvEventsConfig", "tokenProcessorConfig"}));
   MS_ASSIGN_OR_RETURN(int64_t block_size, params.get_int("blockSize", 16, 1, 1 << 20));
   MS_ASSIGN_OR_RETURN(std::string seed, params.get_string("hashSeed", ""));
   if (!index) {

@@ -8,9 +8,9 @@ namespace moeserve::router {
 
 StatusOr<std::unique_ptr<Plugin>> PrefixCacheScorer::create(const PluginParams& params,
                                                             std::string name) {
-  MS_RETURN_IF_ERROR(params.check_known({"blockSizeTokens", "blockSize", "hashBlockSize",
-                                         "maxPrefixBlocksToMatch", "maxPrefixTokensToMatch",
-                                         "lruCapacityPerServer", "autoTune"}));
+  MS_RETURN_IF_ERROR(
+      params.check_known({"blockSizeTokens", "blockSize", "hashBlockSize", "maxPrefixBlocksToMatch",
+                          "maxPrefixTokensToMatch", "lruCapacityPerServer", "autoTune"}));
   std::unique_ptr<PrefixCacheScorer> s(new PrefixCacheScorer(std::move(name)));
   MS_ASSIGN_OR_RETURN(int64_t bs, params.get_int("blockSize", 16, 1, 1 << 20));
   MS_ASSIGN_OR_RETURN(int64_t bst, params.get_int("blockSizeTokens", bs, 1, 1 << 20));

@@ -19,8 +19,7 @@ namespace moeserve::router {
 class PrefixCacheScorer final : public Scorer {
  public:
   static constexpr char kType[] = "prefix-cache-scorer";
-  static StatusOr<std::unique_ptr<Plugin>> create(const PluginParams& params,
-                                                  std::string name);
+  static StatusOr<std::unique_ptr<Plugin>> create(const PluginParams& params, std::string name);
 
   std::string_view type() const override { return kType; }
   std::vector<double> score(CycleState& cycle, const SchedulingRequest& req,

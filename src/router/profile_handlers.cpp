@@ -17,8 +17,7 @@ std::vector<std::string> SingleProfileHandler::pick(CycleState&, const Schedulin
 }
 
 StatusOr<SchedulingResult> SingleProfileHandler::process_results(const ProfileResults& results) {
-  if (results.size() != 1 || !results.begin()->second ||
-      results.begin()->second->targets.empty()) {
+  if (results.size() != 1 || !results.begin()->second || results.begin()->second->targets.empty()) {
     return absl::UnavailableError("no endpoint available for the request");
   }
   SchedulingResult out;
@@ -29,25 +28,27 @@ StatusOr<SchedulingResult> SingleProfileHandler::process_results(const ProfileRe
 
 Status SingleProfileHandler::validate_profiles(const ProfilesByName& profiles) const {
   if (profiles.size() != 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "plugin '", name(), "' (type single-profile-handler) needs exactly one scheduling "
-        "profile, the config has ", profiles.size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("plugin '", name(),
+                     "' (type single-profile-handler) needs exactly one scheduling "
+                     "profile, the config has ",
+                     profiles.size()));
   }
   return absl::OkStatus();
 }
 
 StatusOr<std::unique_ptr<Plugin>> DisaggProfileHandler::create(const PluginParams& params,
                                                                std::string name) {
-  MS_RETURN_IF_ERROR(params.check_known({"deciders", "decodeProfile", "prefillProfile",
-                                         "profiles"}));
+  MS_RETURN_IF_ERROR(
+      params.check_known({"deciders", "decodeProfile", "prefillProfile", "profiles"}));
   std::unique_ptr<DisaggProfileHandler> h(new DisaggProfileHandler(std::move(name)));
   MS_ASSIGN_OR_RETURN(h->decode_profile_, params.get_string("decodeProfile", "decode"));
   MS_ASSIGN_OR_RETURN(h->prefill_profile_, params.get_string("prefillProfile", "prefill"));
   MS_ASSIGN_OR_RETURN(auto deciders, params.get_string_map("deciders"));
   for (const auto& [stage, decider] : deciders) {
     if (stage != "prefill") {
-      return params.error("deciders", absl::StrCat("has unsupported stage '", stage,
-                                                   "' (supported: prefill)"));
+      return params.error("deciders",
+                          absl::StrCat("has unsupported stage '", stage, "' (supported: prefill)"));
     }
     h->decider_name_ = decider;
   }
@@ -108,8 +109,10 @@ Status DisaggProfileHandler::validate_profiles(const ProfilesByName& profiles) c
   for (const auto* p : {&decode_profile_, &prefill_profile_}) {
     if (!profiles.count(*p)) {
       return absl::InvalidArgumentError(
-          absl::StrCat("plugin '", name(), "' (type disagg-profile-handler) needs a scheduling "
-                       "profile named '", *p, "'"));
+          absl::StrCat("plugin '", name(),
+                       "' (type disagg-profile-handler) needs a scheduling "
+                       "profile named '",
+                       *p, "'"));
     }
   }
   return absl::OkStatus();

@@ -46,7 +46,8 @@ StatusOr<PromSample> parse_line(std::string_view line) {
       }
       std::string key(line.substr(start, i - start));
       ++i;
-      if (i >= line.size() || line[i] != '"') return absl::InvalidArgumentError("label value must be quoted");
+      if (i >= line.size() || line[i] != '"')
+        return absl::InvalidArgumentError("label value must be quoted");
       ++i;
       std::string value;
       bool closed = false;

@@ -1,7 +1,5 @@
 #include "router/proxy_server.h"
 
-#include <utility>  // before Asio: its awaitable.hpp uses std::exchange
-
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -10,6 +8,7 @@
 #include <optional>
 #include <set>
 #include <thread>
+#include <utility>  // before Asio: its awaitable.hpp uses std::exchange
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -46,9 +45,10 @@ namespace {
 
 // Hop-by-hop and framing headers the proxy sets itself.
 bool is_hop_header(beast::string_view name) {
-  static const char* const kHop[] = {"connection", "keep-alive",  "transfer-encoding",
-                                     "content-length", "te",       "trailer",
-                                     "upgrade",    "proxy-connection", "host"};
+  static const char* const kHop[] = {
+      "connection", "keep-alive", "transfer-encoding", "content-length",
+      "te",         "trailer",    "upgrade",           "proxy-connection",
+      "host"};
   for (const char* h : kHop) {
     if (beast::iequals(name, h)) return true;
   }
@@ -61,9 +61,9 @@ std::string error_body(int code, const std::string& type, const std::string& mes
 }
 
 json prefill_kv_transfer_params() {
-  return json{{"do_remote_decode", true}, {"do_remote_prefill", false},
+  return json{{"do_remote_decode", true},    {"do_remote_prefill", false},
               {"remote_engine_id", nullptr}, {"remote_block_ids", nullptr},
-              {"remote_host", nullptr},    {"remote_port", nullptr}};
+              {"remote_host", nullptr},      {"remote_port", nullptr}};
 }
 
 // In-flight count of one endpoint for the request's lifetime.
@@ -93,7 +93,10 @@ struct UnaryResponse {
 
 struct ProxyServer::Impl {
   Impl(ProxyOptions o, const Scheduler& s, EndpointPool& p, RouterMetrics& m)
-      : options(std::move(o)), scheduler(s), pool(p), metrics(m),
+      : options(std::move(o)),
+        scheduler(s),
+        pool(p),
+        metrics(m),
         session_tokens(s.has_plugin_type(SessionAffinityScorer::kType)) {}
 
   awaitable<void> accept_loop();
@@ -103,8 +106,9 @@ struct ProxyServer::Impl {
   awaitable<bool> handle_inference(beast::tcp_stream& client,
                                    http::request<http::string_body>& req);
   awaitable<bool> handle_models(beast::tcp_stream& client, http::request<http::string_body>& req);
-  awaitable<bool> send_simple(beast::tcp_stream& client, const http::request<http::string_body>& req,
-                              unsigned status, const std::string& content_type, std::string body);
+  awaitable<bool> send_simple(beast::tcp_stream& client,
+                              const http::request<http::string_body>& req, unsigned status,
+                              const std::string& content_type, std::string body);
   awaitable<bool> send_error(beast::tcp_stream& client, const http::request<http::string_body>& req,
                              unsigned status, const std::string& type, const std::string& message);
   awaitable<std::optional<tcp::socket>> connect(const std::string& address);
@@ -188,9 +192,10 @@ awaitable<std::optional<UnaryResponse>> ProxyServer::Impl::unary(
   co_return out;
 }
 
-awaitable<Forward> ProxyServer::Impl::forward_streaming(
-    beast::tcp_stream& client, const http::request<http::string_body>& req,
-    const std::string& address, std::string body) {
+awaitable<Forward> ProxyServer::Impl::forward_streaming(beast::tcp_stream& client,
+                                                        const http::request<http::string_body>& req,
+                                                        const std::string& address,
+                                                        std::string body) {
   auto socket = co_await connect(address);
   if (!socket) co_return Forward::kRetry;
   beast::tcp_stream upstream(std::move(*socket));
@@ -322,8 +327,8 @@ awaitable<bool> ProxyServer::Impl::handle_inference(beast::tcp_stream& client,
                                ? headers["x-request-id"]
                                : absl::StrCat("router-", next_request_id.fetch_add(1));
   if (!headers.count("x-request-id")) req.set("x-request-id", request_id);
-  auto sreq = make_scheduling_request(std::string(req.target()), body, std::move(headers),
-                                      request_id);
+  auto sreq =
+      make_scheduling_request(std::string(req.target()), body, std::move(headers), request_id);
   if (!sreq.ok()) {
     co_return co_await send_error(client, req, 400, "BadRequestError",
                                   std::string(sreq.status().message()));
@@ -361,8 +366,8 @@ awaitable<bool> ProxyServer::Impl::handle_inference(beast::tcp_stream& client,
       {
         ActiveGuard guard(pool, prefill_address);
         metrics.record_request(prefill_address);
-        pre_res = co_await unary(prefill_address, http::verb::post, std::string(req.target()),
-                                 req, pre.dump());
+        pre_res = co_await unary(prefill_address, http::verb::post, std::string(req.target()), req,
+                                 pre.dump());
       }
       if (!pre_res || pre_res->status != 200) {
         if (!pre_res) pool.record_failure(prefill_address);
@@ -398,8 +403,8 @@ awaitable<bool> ProxyServer::Impl::handle_inference(beast::tcp_stream& client,
     if (outcome == Forward::kClientBroken) co_return false;
     pool.record_failure(decode_address);
     excluded.insert(decode_address);
-    MS_LOG_WARN("request {}: endpoint {} failed before responding; retrying elsewhere",
-                request_id, decode_address);
+    MS_LOG_WARN("request {}: endpoint {} failed before responding; retrying elsewhere", request_id,
+                decode_address);
     if (attempt + 1 < options.max_attempts) metrics.record_retry();
   }
   co_return co_await send_error(client, req, 502, "BadGatewayError",
@@ -474,9 +479,13 @@ ProxyServer::ProxyServer(ProxyOptions options, const Scheduler& scheduler, Endpo
                          RouterMetrics& metrics)
     : impl_(std::make_unique<Impl>(std::move(options), scheduler, pool, metrics)) {}
 
-ProxyServer::~ProxyServer() { stop(); }
+ProxyServer::~ProxyServer() {
+  stop();
+}
 
-uint16_t ProxyServer::port() const { return impl_->bound_port; }
+uint16_t ProxyServer::port() const {
+  return impl_->bound_port;
+}
 
 Status ProxyServer::start() {
   if (impl_->ioc) return absl::FailedPreconditionError("proxy already started");

@@ -56,10 +56,9 @@ int route_main(int argc, char** argv) {
     return 2;
   }
 
-  StatusOr<EndpointPickerConfig> cfg = config_path.empty()
-                                           ? StatusOr<EndpointPickerConfig>(
-                                                 default_endpoint_picker_config())
-                                           : load_endpoint_picker_config(config_path);
+  StatusOr<EndpointPickerConfig> cfg =
+      config_path.empty() ? StatusOr<EndpointPickerConfig>(default_endpoint_picker_config())
+                          : load_endpoint_picker_config(config_path);
   if (!cfg.ok()) return fail(cfg.status());
   auto scheduler = Scheduler::create(*cfg);
   if (!scheduler.ok()) return fail(scheduler.status());

@@ -72,8 +72,8 @@ std::string RouterMetrics::render(const std::vector<EndpointState>& endpoints) c
                   "that chose an endpoint.\n"
                   "# TYPE moeserve_router_scheduling_decisions_total counter\n");
   for (const auto& [p, n] : decisions_) {
-    absl::StrAppend(&out, "moeserve_router_scheduling_decisions_total{profile=\"",
-                    escape_label(p), "\"} ", n, "\n");
+    absl::StrAppend(&out, "moeserve_router_scheduling_decisions_total{profile=\"", escape_label(p),
+                    "\"} ", n, "\n");
   }
   absl::StrAppend(&out,
                   "# HELP llm_d_inference_scheduler_disagg_decision_total P/D decisions.\n"
@@ -95,15 +95,15 @@ std::string RouterMetrics::render(const std::vector<EndpointState>& endpoints) c
                     "\",le=\"+Inf\"} ", h.count, "\n");
     absl::StrAppend(&out, "moeserve_router_scorer_duration_seconds_sum{scorer=\"", label, "\"} ",
                     h.sum, "\n");
-    absl::StrAppend(&out, "moeserve_router_scorer_duration_seconds_count{scorer=\"", label,
-                    "\"} ", h.count, "\n");
+    absl::StrAppend(&out, "moeserve_router_scorer_duration_seconds_count{scorer=\"", label, "\"} ",
+                    h.count, "\n");
   }
   absl::StrAppend(&out,
                   "# HELP moeserve_router_endpoint_healthy 1 if the endpoint answers its "
                   "metrics scrapes.\n# TYPE moeserve_router_endpoint_healthy gauge\n");
   for (const auto& ep : endpoints) {
-    absl::StrAppend(&out, "moeserve_router_endpoint_healthy{endpoint=\"",
-                    escape_label(ep.address), "\"} ", ep.healthy ? 1 : 0, "\n");
+    absl::StrAppend(&out, "moeserve_router_endpoint_healthy{endpoint=\"", escape_label(ep.address),
+                    "\"} ", ep.healthy ? 1 : 0, "\n");
   }
   absl::StrAppend(&out,
                   "# HELP moeserve_router_retries_total Requests re-sent to another endpoint "
@@ -113,8 +113,8 @@ std::string RouterMetrics::render(const std::vector<EndpointState>& endpoints) c
                   "# HELP moeserve_router_requests_total Requests forwarded, by endpoint.\n"
                   "# TYPE moeserve_router_requests_total counter\n");
   for (const auto& [e, n] : requests_) {
-    absl::StrAppend(&out, "moeserve_router_requests_total{endpoint=\"", escape_label(e), "\"} ",
-                    n, "\n");
+    absl::StrAppend(&out, "moeserve_router_requests_total{endpoint=\"", escape_label(e), "\"} ", n,
+                    "\n");
   }
   absl::StrAppend(&out,
                   "# HELP moeserve_router_request_errors_total Requests the router answered "

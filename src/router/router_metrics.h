@@ -30,8 +30,8 @@ class RouterMetrics final {
   std::string render(const std::vector<EndpointState>& endpoints) const;
 
  private:
-  static constexpr std::array<double, 10> kScorerBuckets = {
-      1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 1e-1};
+  static constexpr std::array<double, 10> kScorerBuckets = {1e-6, 5e-6, 1e-5, 5e-5, 1e-4,
+                                                            5e-4, 1e-3, 5e-3, 1e-2, 1e-1};
   struct Histogram {
     std::array<uint64_t, kScorerBuckets.size()> buckets{};
     uint64_t count = 0;

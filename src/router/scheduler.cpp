@@ -72,9 +72,9 @@ StatusOr<std::unique_ptr<Scheduler>> Scheduler::create(const EndpointPickerConfi
   for (const auto& p : s->plugins_) {
     if (auto* h = dynamic_cast<ProfileHandler*>(p.get())) {
       if (s->handler_ != nullptr) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "EndpointPickerConfig: more than one profile handler ('", s->handler_->name(),
-            "' and '", h->name(), "')"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("EndpointPickerConfig: more than one profile handler ('",
+                         s->handler_->name(), "' and '", h->name(), "')"));
       }
       s->handler_ = h;
     }
@@ -86,8 +86,8 @@ StatusOr<std::unique_ptr<Scheduler>> Scheduler::create(const EndpointPickerConfi
     for (const auto& ref : spec.plugins) {
       auto it = s->by_name_.find(ref.plugin_ref);
       if (it == s->by_name_.end()) {
-        return absl::InvalidArgumentError(absl::StrCat("EndpointPickerConfig: profile '",
-                                                       spec.name, "' references unknown plugin '",
+        return absl::InvalidArgumentError(absl::StrCat("EndpointPickerConfig: profile '", spec.name,
+                                                       "' references unknown plugin '",
                                                        ref.plugin_ref, "'"));
       }
       Plugin* p = it->second;
@@ -103,16 +103,17 @@ StatusOr<std::unique_ptr<Scheduler>> Scheduler::create(const EndpointPickerConfi
       if (auto* pk = dynamic_cast<Picker*>(p)) {
         if (profile->picker_ != nullptr) {
           return absl::InvalidArgumentError(
-              absl::StrCat("EndpointPickerConfig: profile '", spec.name,
-                           "' has two pickers ('", profile->picker_->name(), "' and '",
-                           pk->name(), "')"));
+              absl::StrCat("EndpointPickerConfig: profile '", spec.name, "' has two pickers ('",
+                           profile->picker_->name(), "' and '", pk->name(), "')"));
         }
         profile->picker_ = pk;
         used = true;
       }
       if (!used) {
-        MS_LOG_WARN("profile '{}': plugin '{}' (type {}) is not a filter, scorer or picker; "
-                    "ignored in the profile", spec.name, p->name(), p->type());
+        MS_LOG_WARN(
+            "profile '{}': plugin '{}' (type {}) is not a filter, scorer or picker; "
+            "ignored in the profile",
+            spec.name, p->name(), p->type());
       }
     }
     if (profile->picker_ == nullptr) {
@@ -158,8 +159,7 @@ StatusOr<SchedulingResult> Scheduler::schedule(const SchedulingRequest& req,
 
   ProfileResults results;
   for (int round = 0; round < kMaxProfileRounds; ++round) {
-    std::vector<std::string> next =
-        handler_->pick(cycle, req, profile_ptrs_, results, candidates);
+    std::vector<std::string> next = handler_->pick(cycle, req, profile_ptrs_, results, candidates);
     if (next.empty()) break;
     for (const auto& name : next) {
       auto it = profile_ptrs_.find(name);

@@ -10,7 +10,10 @@ void put_head(std::vector<uint8_t>& out, uint8_t major, uint64_t value) {
     return;
   }
   int bytes = value <= 0xff ? 1 : value <= 0xffff ? 2 : value <= 0xffffffffULL ? 4 : 8;
-  out.push_back(static_cast<uint8_t>(m | (bytes == 1 ? 24 : bytes == 2 ? 25 : bytes == 4 ? 26 : 27)));
+  out.push_back(static_cast<uint8_t>(m | (bytes == 1   ? 24
+                                          : bytes == 2 ? 25
+                                          : bytes == 4 ? 26
+                                                       : 27)));
   for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<uint8_t>(value >> (8 * i)));
 }
 
@@ -48,8 +51,8 @@ std::vector<uint8_t> cbor_block_payload(uint64_t parent, const std::vector<uint3
 
 TokenBlockHasher::TokenBlockHasher(int block_size, std::string_view hash_seed)
     : block_size_(block_size > 0 ? block_size : 16) {
-  init_hash_ = fnv1a64(std::span<const uint8_t>(
-      reinterpret_cast<const uint8_t*>(hash_seed.data()), hash_seed.size()));
+  init_hash_ = fnv1a64(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(hash_seed.data()),
+                                                hash_seed.size()));
 }
 
 uint64_t TokenBlockHasher::root(std::string_view model) const {

@@ -1,8 +1,7 @@
 // The router holds 1000 concurrent streaming connections (label "slow").
-#include <utility>  // before Asio: its awaitable.hpp uses std::exchange
-
 #include <atomic>
 #include <thread>
+#include <utility>  // before Asio: its awaitable.hpp uses std::exchange
 
 #include "boost/asio.hpp"
 #include "boost/beast/core.hpp"
@@ -31,15 +30,17 @@ awaitable<void> one_stream(uint16_t port, std::atomic<int>& ok, std::atomic<int>
   co_await stream.async_connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port),
                                 asio::redirect_error(use_awaitable, ec));
   std::string body = R"({"model":"m","prompt":"hello","stream":true})";
-  std::string req = "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-                    "Content-Type: application/json\r\nContent-Length: " +
-                    std::to_string(body.size()) + "\r\n\r\n" + body;
-  if (!ec) co_await asio::async_write(stream, asio::buffer(req), asio::redirect_error(use_awaitable, ec));
+  std::string req =
+      "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+      "Content-Type: application/json\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n" + body;
+  if (!ec)
+    co_await asio::async_write(stream, asio::buffer(req), asio::redirect_error(use_awaitable, ec));
   std::string got;
   char buf[4096];
   while (!ec) {
-    std::size_t n = co_await stream.async_read_some(asio::buffer(buf),
-                                                    asio::redirect_error(use_awaitable, ec));
+    std::size_t n =
+        co_await stream.async_read_some(asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
     got.append(buf, n);
   }
   if (got.rfind("HTTP/1.1 200", 0) == 0 && got.find("[DONE]") != std::string::npos) {

@@ -1,14 +1,14 @@
 // EndpointPickerConfig loading (the three verbatim llm-d configs), defaults and errors, and
 // whole scheduling cycles through the scheduler.
+#include "router/config.h"
+
 #include <fstream>
 #include <sstream>
 
-#include "spdlog/sinks/ostream_sink.h"
-#include "spdlog/spdlog.h"
-
-#include "router/config.h"
 #include "router/profile_handlers.h"
 #include "router/scheduler.h"
+#include "spdlog/sinks/ostream_sink.h"
+#include "spdlog/spdlog.h"
 #include "test_helpers.h"
 
 namespace moeserve::router {
@@ -73,8 +73,8 @@ TEST(Config, PdConfigLoads) {
 TEST(Config, SharedReferenceCopiesMatchTestdata) {
   // The configs in testdata are verbatim copies of the shared reference ones, when present.
   for (const char* name : {"epp-default.yaml", "epp-gie-v1.yaml", "epp-pd.yaml"}) {
-    std::ifstream shared(std::string(MOESERVE_SOURCE_DIR) +
-                         "/../shared/reference/llm-d-configs/" + name);
+    std::ifstream shared(std::string(MOESERVE_SOURCE_DIR) + "/../shared/reference/llm-d-configs/" +
+                         name);
     if (!shared) continue;
     std::ifstream local(testdata(name));
     std::stringstream a, b;
@@ -121,8 +121,8 @@ TEST(Config, Errors) {
   EXPECT_NE(bad_type.status().message().find("prefix-cache-scorer"), std::string::npos);
   EXPECT_NE(bad_type.status().message().find("lruCapacityPerServer"), std::string::npos);
 
-  auto bad_range = build(
-      "plugins:\n- type: load-aware-scorer\n  name: la\n  parameters:\n    threshold: -3\n");
+  auto bad_range =
+      build("plugins:\n- type: load-aware-scorer\n  name: la\n  parameters:\n    threshold: -3\n");
   ASSERT_FALSE(bad_range.ok());
   EXPECT_NE(bad_range.status().message().find("'la'"), std::string::npos);
   EXPECT_NE(bad_range.status().message().find("threshold"), std::string::npos);

@@ -1,11 +1,11 @@
 // Prefix hashing and indexes, Prometheus parsing, endpoint lists and the endpoint pool.
+#include "gtest/gtest.h"
 #include "router/approx_prefix_index.h"
 #include "router/endpoint_pool.h"
 #include "router/prefix_hash.h"
 #include "router/prometheus_text.h"
 #include "router/request_parser.h"
 #include "router/token_block_hasher.h"
-#include "gtest/gtest.h"
 #include "xxhash.h"
 
 namespace moeserve::router {
@@ -69,8 +69,8 @@ TEST(TokenBlockHasher, CanonicalCborFnv) {
   // Large integers use the shortest head; text extra is major type 3.
   std::vector<uint32_t> big = {500, 70000};
   auto p2 = cbor_block_payload(0x1'0000'0000ULL, &big, "ab");
-  EXPECT_EQ(p2, (std::vector<uint8_t>{0x83, 0x1b, 0, 0, 0, 1, 0, 0, 0, 0, 0x82, 0x19, 0x01,
-                                      0xf4, 0x1a, 0, 1, 0x11, 0x70, 0x62, 'a', 'b'}));
+  EXPECT_EQ(p2, (std::vector<uint8_t>{0x83, 0x1b, 0,    0,    0, 1, 0,    0,    0,    0,   0x82,
+                                      0x19, 0x01, 0xf4, 0x1a, 0, 1, 0x11, 0x70, 0x62, 'a', 'b'}));
   auto p3 = cbor_block_payload(5, nullptr, "m");
   EXPECT_EQ(p3, (std::vector<uint8_t>{0x83, 0x05, 0xf6, 0x61, 'm'}));
   // FNV-1a 64 of "a" (published test vector).

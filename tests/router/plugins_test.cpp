@@ -84,8 +84,7 @@ TEST(RunningRequestsScorer, MinMax) {
 
 TEST(SessionAffinityScorer, MatchesBase64Token) {
   auto p = make_plugin("session-affinity-scorer");
-  std::vector<EndpointState> eps = {make_endpoint("10.0.0.1:8000"),
-                                    make_endpoint("10.0.0.2:8000")};
+  std::vector<EndpointState> eps = {make_endpoint("10.0.0.1:8000"), make_endpoint("10.0.0.2:8000")};
   SchedulingRequest req;
   req.headers[kSessionTokenHeader] = session_token("10.0.0.2:8000");
   auto s = run_scorer(p.get(), eps, req);
@@ -171,7 +170,8 @@ TEST(PrecisePrefixCacheScorer, ConsecutiveTierWeightedHits) {
 
   // Endpoint a stores blocks [1,2] [3,4] on GPU; b stores [1,2] on CPU; c stores [3,4] only
   // (not a prefix).
-  index->apply("a:1", "m", BlockStored{{101, 102}, std::nullopt, {1, 2, 3, 4}, 2, DeviceTier::kGpu});
+  index->apply("a:1", "m",
+               BlockStored{{101, 102}, std::nullopt, {1, 2, 3, 4}, 2, DeviceTier::kGpu});
   index->apply("b:1", "m", BlockStored{{201}, std::nullopt, {1, 2}, 2, DeviceTier::kCpu});
   index->apply("c:1", "m", BlockStored{{301}, std::nullopt, {3, 4}, 2, DeviceTier::kGpu});
   std::vector<EndpointState> eps = {make_endpoint("a:1"), make_endpoint("b:1"),
@@ -209,8 +209,7 @@ TEST(PrecisePrefixCacheScorer, ConsecutiveTierWeightedHits) {
 TEST(Filters, RoleFilters) {
   std::vector<EndpointState> eps = {make_endpoint("p:1", 0, 0, 0, "prefill"),
                                     make_endpoint("d:1", 0, 0, 0, "decode"),
-                                    make_endpoint("b:1", 0, 0, 0, "both"),
-                                    make_endpoint("n:1"),
+                                    make_endpoint("b:1", 0, 0, 0, "both"), make_endpoint("n:1"),
                                     make_endpoint("e:1", 0, 0, 0, "encode")};
   auto names = [](const std::vector<const EndpointState*>& v) {
     std::string s;
@@ -237,9 +236,9 @@ TEST(Filters, LabelSelector) {
   auto out = as<Filter>(f)->filter(c, {}, ptrs(eps));
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0]->address, "a:1");
-  auto notin = make_plugin("label-selector-filter",
-                           {{"matchExpressions",
-                             {{{"key", "zone"}, {"operator", "NotIn"}, {"values", {"x"}}}}}});
+  auto notin = make_plugin(
+      "label-selector-filter",
+      {{"matchExpressions", {{{"key", "zone"}, {"operator", "NotIn"}, {"values", {"x"}}}}}});
   out = as<Filter>(notin)->filter(c, {}, ptrs(eps));
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0]->address, "b:1");
@@ -271,7 +270,8 @@ TEST(Pickers, RandomAndWeightedRandom) {
   CycleState c;
   auto rnd = make_plugin("random-picker");
   std::map<std::string, int> seen;
-  for (int i = 0; i < 400; ++i) ++seen[as<Picker>(rnd)->pick(c, {{&eps[0], 1}, {&eps[1], 0}}).targets[0]];
+  for (int i = 0; i < 400; ++i)
+    ++seen[as<Picker>(rnd)->pick(c, {{&eps[0], 1}, {&eps[1], 0}}).targets[0]];
   EXPECT_GT(seen["b:1"], 120);  // uniform ignores scores
   auto w = make_plugin("weighted-random-picker");
   std::map<std::string, int> ws;
@@ -281,7 +281,8 @@ TEST(Pickers, RandomAndWeightedRandom) {
   // A-Res with one pick: P(a) = 0.75.
   EXPECT_NEAR(ws["a:1"] / 2000.0, 0.75, 0.05);
   std::map<std::string, int> zero;
-  for (int i = 0; i < 400; ++i) ++zero[as<Picker>(w)->pick(c, {{&eps[0], 0}, {&eps[1], 0}}).targets[0]];
+  for (int i = 0; i < 400; ++i)
+    ++zero[as<Picker>(w)->pick(c, {{&eps[0], 0}, {&eps[1], 0}}).targets[0]];
   EXPECT_GT(zero["a:1"], 120);
   EXPECT_GT(zero["b:1"], 120);
 }

@@ -22,9 +22,8 @@ using testing::TestUpstream;
 using testing::UpstreamBehavior;
 
 struct Router {
-  Router(const std::string& yaml, const std::vector<EndpointSpec>& endpoints,
-         bool scrape = false, int failure_threshold = 3, ScraperOptions sopts = {},
-         int threads = 2)
+  Router(const std::string& yaml, const std::vector<EndpointSpec>& endpoints, bool scrape = false,
+         int failure_threshold = 3, ScraperOptions sopts = {}, int threads = 2)
       : pool(failure_threshold) {
     auto cfg = parse_endpoint_picker_config(yaml);
     EXPECT_TRUE(cfg.ok()) << cfg.status();
@@ -110,13 +109,14 @@ TEST(Proxy, StreamsChunksAsTheyArrive) {
   EXPECT_NE(models.body.find("\"owned_by\":\"u1\""), std::string::npos);
   ClientResult metrics = http_exchange(router.port(), "GET", "/metrics", "");
   EXPECT_EQ(metrics.status, 200);
-  EXPECT_NE(metrics.body.find("moeserve_router_requests_total{endpoint=\"" + up.address() +
-                              "\"} 1"),
-            std::string::npos);
+  EXPECT_NE(
+      metrics.body.find("moeserve_router_requests_total{endpoint=\"" + up.address() + "\"} 1"),
+      std::string::npos);
   EXPECT_NE(metrics.body.find("moeserve_router_scheduling_decisions_total{profile=\"default\"} 1"),
             std::string::npos);
-  EXPECT_NE(metrics.body.find("moeserve_router_scorer_duration_seconds_count{scorer=\"queue-scorer\"}"),
-            std::string::npos);
+  EXPECT_NE(
+      metrics.body.find("moeserve_router_scorer_duration_seconds_count{scorer=\"queue-scorer\"}"),
+      std::string::npos);
   ClientResult bad = http_exchange(router.port(), "POST", "/v1/completions", "{not json");
   EXPECT_EQ(bad.status, 400);
   EXPECT_NE(bad.body.find("BadRequestError"), std::string::npos);
@@ -126,8 +126,8 @@ TEST(Proxy, StreamsChunksAsTheyArrive) {
 TEST(Proxy, NonStreamingResponsePassesThrough) {
   TestUpstream up("u1", {});
   Router router(kQueueOnly, {spec(up.address())});
-  auto body = nlohmann::json{{"model", "m"},
-                             {"messages", {{{"role", "user"}, {"content", "hi"}}}}}.dump();
+  auto body =
+      nlohmann::json{{"model", "m"}, {"messages", {{{"role", "user"}, {"content", "hi"}}}}}.dump();
   ClientResult r = http_exchange(router.port(), "POST", "/v1/chat/completions", body);
   ASSERT_EQ(r.status, 200) << r.raw;
   EXPECT_NE(r.body.find("cmpl-u1"), std::string::npos);
@@ -173,8 +173,7 @@ TEST(Proxy, ScrapeFailuresRemoveEndpointAndRecoveryReturnsIt) {
   ScraperOptions sopts;
   sopts.interval = 20ms;
   sopts.timeout = 500ms;
-  Router router(kQueueOnly, {spec(up.address())}, /*scrape=*/true, /*failure_threshold=*/2,
-                sopts);
+  Router router(kQueueOnly, {spec(up.address())}, /*scrape=*/true, /*failure_threshold=*/2, sopts);
   ASSERT_TRUE(wait_for([&] {
     auto s = router.pool.healthy_snapshot();
     return s.size() == 1 && s[0].metrics.waiting == 7;
@@ -200,9 +199,9 @@ TEST(Proxy, ScrapeFailuresRemoveEndpointAndRecoveryReturnsIt) {
 
 TEST(Proxy, EndpointsFileIsReReadWhenItChanges) {
   TestUpstream a("a", {}), b("b", {});
-  const std::string path =
-      (std::filesystem::temp_directory_path() / ("router-endpoints-" + std::to_string(a.port()) + ".yaml"))
-          .string();
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("router-endpoints-" + std::to_string(a.port()) + ".yaml"))
+                               .string();
   {
     std::ofstream f(path);
     f << "endpoints:\n- address: " << a.address() << "\n  role: decode\n";
@@ -219,9 +218,8 @@ TEST(Proxy, EndpointsFileIsReReadWhenItChanges) {
   }
   std::filesystem::last_write_time(
       path, std::filesystem::last_write_time(path) + std::chrono::seconds(2));
-  ASSERT_TRUE(wait_for([&] {
-    return router.pool.contains(b.address()) && !router.pool.contains(a.address());
-  }));
+  ASSERT_TRUE(wait_for(
+      [&] { return router.pool.contains(b.address()) && !router.pool.contains(a.address()); }));
   ClientResult r = http_exchange(router.port(), "POST", "/v1/completions", stream_body());
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(b.requests().size(), 1u);
@@ -261,7 +259,8 @@ schedulingProfiles:
 TEST(Proxy, PrefillDecodeSequence) {
   TestUpstream prefill("pre", {});
   TestUpstream decode("dec", {});
-  Router router(pd_config(), {spec(prefill.address(), "prefill"), spec(decode.address(), "decode")});
+  Router router(pd_config(),
+                {spec(prefill.address(), "prefill"), spec(decode.address(), "decode")});
   const std::string prompt(400, 'p');  // 100 estimated tokens, nothing cached: P/D
   auto body = nlohmann::json{{"model", "m"},
                              {"prompt", prompt},
@@ -313,7 +312,8 @@ TEST(Proxy, PrefillFailureFallsBackToDecodeAlone) {
   failing.fail_status = 500;
   TestUpstream prefill("pre", failing);
   TestUpstream decode("dec", {});
-  Router router(pd_config(), {spec(prefill.address(), "prefill"), spec(decode.address(), "decode")});
+  Router router(pd_config(),
+                {spec(prefill.address(), "prefill"), spec(decode.address(), "decode")});
   ClientResult r =
       http_exchange(router.port(), "POST", "/v1/completions", stream_body(std::string(400, 'q')));
   ASSERT_EQ(r.status, 200) << r.raw;

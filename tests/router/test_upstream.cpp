@@ -1,9 +1,8 @@
 #include "test_upstream.h"
 
-#include <utility>  // before Asio: its awaitable.hpp uses std::exchange
-
 #include <mutex>
 #include <thread>
+#include <utility>  // before Asio: its awaitable.hpp uses std::exchange
 
 #include "boost/asio.hpp"
 #include "boost/beast/core.hpp"
@@ -46,7 +45,9 @@ std::string completion_body(const std::string& name, const json& request) {
   return out.dump();
 }
 
-bool wants_stream(const json& body) { return body.is_object() && body.value("stream", false); }
+bool wants_stream(const json& body) {
+  return body.is_object() && body.value("stream", false);
+}
 
 struct TestUpstream::Impl {
   std::string name;
@@ -85,7 +86,8 @@ struct TestUpstream::Impl {
     co_await http::async_write(stream, res, asio::redirect_error(use_awaitable, ec));
   }
 
-  awaitable<void> stream_sse(beast::tcp_stream& stream, const http::request<http::string_body>& req) {
+  awaitable<void> stream_sse(beast::tcp_stream& stream,
+                             const http::request<http::string_body>& req) {
     int now = ++open_streams;
     int prev = max_streams.load();
     while (now > prev && !max_streams.compare_exchange_weak(prev, now)) {
@@ -207,7 +209,9 @@ TestUpstream::~TestUpstream() {
   impl_->ioc.reset();
 }
 
-uint16_t TestUpstream::port() const { return impl_->port; }
+uint16_t TestUpstream::port() const {
+  return impl_->port;
+}
 
 std::vector<json> TestUpstream::requests() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
@@ -220,8 +224,12 @@ void TestUpstream::set_metrics(std::string text, bool ok) {
   impl_->metrics_ok = ok;
 }
 
-int TestUpstream::metrics_scrapes() const { return impl_->scrapes.load(); }
-int TestUpstream::max_concurrent_streams() const { return impl_->max_streams.load(); }
+int TestUpstream::metrics_scrapes() const {
+  return impl_->scrapes.load();
+}
+int TestUpstream::max_concurrent_streams() const {
+  return impl_->max_streams.load();
+}
 
 std::chrono::steady_clock::time_point TestUpstream::last_stream_end() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
@@ -242,8 +250,8 @@ ClientResult http_exchange(uint16_t port, const std::string& method, const std::
   setsockopt(sock.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
   if (!body.empty()) {
-    req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
-           "\r\n";
+    req +=
+        "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
   }
   req += "\r\n" + body;
   asio::write(sock, asio::buffer(req), ec);

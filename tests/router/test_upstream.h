@@ -48,8 +48,8 @@ class TestUpstream {
 // One HTTP/1.1 exchange over a fresh connection ("Connection: close"), read to EOF.
 struct ClientResult {
   int status = 0;
-  std::string raw;   // everything received
-  std::string body;  // after the header (chunk framing left in)
+  std::string raw;                                   // everything received
+  std::string body;                                  // after the header (chunk framing left in)
   std::chrono::steady_clock::time_point first_data;  // first "data:" bytes received
   std::chrono::steady_clock::time_point done;
 };
