@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "core/logging.h"
+#include "router/route_command.h"
 
 namespace {
 
@@ -14,6 +15,7 @@ void usage() {
                "commands:\n"
                "  gen-model OUT   write a random Hugging Face DeepSeek-V2/V3 checkpoint\n"
                "  run MODEL       generate text offline\n"
+               "  route           llm-d-style router in front of moeserve or vLLM engines\n"
                "  bench model     prefill/decode speed against this machine's ceilings\n"
                "  bench moe       dispatch/combine and MoE-layer speed across ranks\n"
                "  bench serve     load generator with vllm bench serve's metrics\n"
@@ -33,6 +35,7 @@ int main(int argc, char** argv) {
   if (cmd == "gen-model") return moeserve::gen_model_main(argc - 1, argv + 1);
   if (cmd == "run") return moeserve::run_main(argc - 1, argv + 1);
   if (cmd == "bench") return moeserve::bench_main(argc - 1, argv + 1);
+  if (cmd == "route") return moeserve::router::route_main(argc - 1, argv + 1);
   std::fprintf(stderr, "moeserve: unknown command '%s'\n", cmd.c_str());
   usage();
   return 2;
