@@ -16,7 +16,9 @@ namespace type = msgpack::type;
 constexpr size_t kMaxDepth = 8;
 
 // absl::string_view is not std::string_view in this build.
-absl::string_view av(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+absl::string_view av(std::string_view s) {
+  return absl::string_view(s.data(), s.size());
+}
 
 absl::Status bad(std::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat("KV event batch: ", av(what)));
@@ -28,7 +30,9 @@ std::string_view as_sv(const object& o) {
   return {};
 }
 
-bool is_text(const object& o) { return o.type == type::STR; }
+bool is_text(const object& o) {
+  return o.type == type::STR;
+}
 
 // Finds `key` in a map object; null when absent.
 const object* map_get(const object& m, std::string_view key) {

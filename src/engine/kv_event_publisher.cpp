@@ -23,7 +23,9 @@ namespace {
 using Packer = msgpack::packer<msgpack::sbuffer>;
 
 // absl::string_view is not std::string_view in this build.
-absl::string_view av(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+absl::string_view av(std::string_view s) {
+  return absl::string_view(s.data(), s.size());
+}
 
 constexpr uint64_t kMaxBufferSteps = uint64_t{1} << 24;
 constexpr int64_t kMaxQueueSize = int64_t{1} << 24;
@@ -101,8 +103,7 @@ bool send_multipart(void* socket, std::initializer_list<std::string_view> frames
 }
 
 double unix_seconds() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 }  // namespace
@@ -161,8 +162,8 @@ StatusOr<KvEventsConfig> parse_kv_events_config(std::string_view text) {
   }
   c.publisher = publisher.value_or(c.enable_kv_cache_events ? "zmq" : "null");
   if (c.publisher != "zmq" && c.publisher != "null") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--kv-events-config: unknown publisher \"", c.publisher, "\" (use \"zmq\" or \"null\")"));
+    return absl::InvalidArgumentError(absl::StrCat("--kv-events-config: unknown publisher \"",
+                                                   c.publisher, "\" (use \"zmq\" or \"null\")"));
   }
   if (c.enabled()) {
     MS_RETURN_IF_ERROR(offset_endpoint_port(c.endpoint, 0).status());
@@ -249,8 +250,7 @@ StatusOr<std::unique_ptr<ZmqKvEventPublisher>> ZmqKvEventPublisher::create(
   const int linger = std::max(0, options.linger_ms);
   zmq_setsockopt(p->pub_, ZMQ_SNDHWM, &hwm, sizeof(hwm));
   zmq_setsockopt(p->pub_, ZMQ_LINGER, &linger, sizeof(linger));
-  auto open = [](void* socket, const std::string& ep, bool bind,
-                 std::string* actual) -> Status {
+  auto open = [](void* socket, const std::string& ep, bool bind, std::string* actual) -> Status {
     if ((bind ? zmq_bind(socket, ep.c_str()) : zmq_connect(socket, ep.c_str())) != 0) {
       return absl::UnavailableError(
           zmq_error(absl::StrCat("KV events: cannot ", bind ? "bind " : "connect ", ep)));
@@ -304,7 +304,9 @@ void ZmqKvEventPublisher::close_sockets() {
   wake_fd_ = -1;
 }
 
-void ZmqKvEventPublisher::publish(KVCacheEvent event) { pending_.push_back(std::move(event)); }
+void ZmqKvEventPublisher::publish(KVCacheEvent event) {
+  pending_.push_back(std::move(event));
+}
 
 void ZmqKvEventPublisher::end_step() {
   if (pending_.empty()) return;
@@ -340,8 +342,7 @@ KvEventPublisherStats ZmqKvEventPublisher::stats() const {
 
 void ZmqKvEventPublisher::run() {
   while (true) {
-    zmq_pollitem_t items[2] = {{nullptr, wake_fd_, ZMQ_POLLIN, 0},
-                               {replay_, 0, ZMQ_POLLIN, 0}};
+    zmq_pollitem_t items[2] = {{nullptr, wake_fd_, ZMQ_POLLIN, 0}, {replay_, 0, ZMQ_POLLIN, 0}};
     const int n = replay_ != nullptr ? 2 : 1;
     if (zmq_poll(items, n, -1) < 0) {
       if (zmq_errno() == EINTR) continue;
@@ -368,8 +369,8 @@ void ZmqKvEventPublisher::run() {
 }
 
 void ZmqKvEventPublisher::send_batch(Batch& batch) {
-  std::string payload = encode_kv_event_batch(
-      batch.ts, batch.events, options_.data_parallel_rank, options_.medium);
+  std::string payload =
+      encode_kv_event_batch(batch.ts, batch.events, options_.data_parallel_rank, options_.medium);
   const std::string seq = big_endian_u64(batch.seq);
   if (send_multipart(pub_, {config_.topic, seq, payload})) {
     sent_.fetch_add(1, std::memory_order_relaxed);

@@ -73,9 +73,9 @@ struct KvEventsConfig {
   std::string publisher = "null";  // "null" | "zmq" (after parsing; absent → zmq when enabled)
   std::string endpoint = "tcp://*:5557";
   std::optional<std::string> replay_endpoint;
-  int64_t buffer_steps = 10000;    // batches kept for replay
-  int64_t hwm = 100000;            // ZMQ send high-water mark (0: unlimited)
-  int64_t max_queue_size = 100000; // batches waiting for the sender thread
+  int64_t buffer_steps = 10000;     // batches kept for replay
+  int64_t hwm = 100000;             // ZMQ send high-water mark (0: unlimited)
+  int64_t max_queue_size = 100000;  // batches waiting for the sender thread
   std::string topic;
 
   bool enabled() const { return enable_kv_cache_events && publisher == "zmq"; }

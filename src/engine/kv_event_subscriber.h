@@ -35,8 +35,8 @@ struct KvEventSubscriberOptions {
 // One decoded message and what the sequence numbers say about it.
 struct KvEventDelivery {
   KvEventMessage message;
-  bool first_of_stream = false;  // first message seen from this (topic, rank)
-  uint64_t missed_before = 0;    // batches lost just before this one (a gap in seq)
+  bool first_of_stream = false;     // first message seen from this (topic, rank)
+  uint64_t missed_before = 0;       // batches lost just before this one (a gap in seq)
   bool sequence_restarted = false;  // seq went backwards: the publisher restarted
 };
 
