@@ -9,6 +9,7 @@
 #include <random>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "engine/kv_event_decoder.h"
 #include "engine/kv_event_publisher.h"
 #include "engine/kv_event_subscriber.h"
@@ -534,6 +535,45 @@ TEST(KvEventSubscriber, QueueDropsShowUpAsSequenceGaps) {
   EXPECT_EQ(last, s0 + kSteps);
   // Probes after prev_seq were dropped by the queue too (else they would have arrived).
   EXPECT_EQ(missed, dropped + (s0 - 1 - prev_seq));
+}
+
+TEST(ZmqKvEventPublisher, ConnectsToACentralCollector) {
+  // llm-d's default topology: the indexer binds, every engine connects to it.
+  Inbox inbox;
+  KvEventSubscriberOptions so;
+  so.endpoints = {"tcp://127.0.0.1:*"};
+  auto sub = KvEventSubscriber::start(so, inbox.callback());
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  const std::string collector = (*sub)->endpoints()[0];
+  ASSERT_EQ(collector.find('*'), std::string::npos);
+  auto pub =
+      make_kv_event_publisher(absl::StrCat(R"({"enable_kv_cache_events": true, "endpoint": ")",
+                                           collector, R"(", "topic": "kv@10.0.0.7:8000@m"})"),
+                              /*dp_rank=*/0);
+  ASSERT_TRUE(pub.ok()) << pub.status();
+  ASSERT_NE(*pub, nullptr);
+  EXPECT_EQ((*pub)->endpoint(), collector);
+  for (int i = 0; i < 200 && !inbox.wait_for(1, 25); ++i) {
+    (*pub)->publish(BlockRemoved{{hash_of(1)}});
+    (*pub)->end_step();
+  }
+  ASSERT_TRUE(inbox.wait_for(1));
+  std::lock_guard<std::mutex> lk(inbox.mu);
+  EXPECT_EQ(inbox.got[0].message.topic, "kv@10.0.0.7:8000@m");
+  auto t = parse_kv_topic(inbox.got[0].message.topic);
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->pod_id, "10.0.0.7:8000");
+}
+
+TEST(ZmqKvEventPublisher, AddressInUseIsAnError) {
+  KvEventsConfig c = loopback_config("kv@a@m");
+  c.endpoint = "tcp://*:*";
+  auto first = ZmqKvEventPublisher::create(c, {});
+  ASSERT_TRUE(first.ok()) << first.status();
+  const std::string& ep = (*first)->endpoint();
+  c.endpoint = absl::StrCat("tcp://*:", ep.substr(ep.rfind(':') + 1));
+  auto second = ZmqKvEventPublisher::create(c, {});
+  EXPECT_FALSE(second.ok());
 }
 
 }  // namespace
