@@ -69,6 +69,7 @@ StatusOr<std::unique_ptr<LlmEngine>> LlmEngine::create(EngineConfig config,
                                           config.cache.block_size, model->cache_entry_dim()));
   e->runner_ = std::make_unique<ModelRunner>(model.get(), std::move(cache));
   e->sampler_ = std::make_unique<Sampler>(config.sampler_seed);
+  e->events_ = events;
   e->config_ = config;
   e->model_ = std::move(model);
   e->tokenizer_ = std::move(tokenizer);
@@ -158,13 +159,17 @@ void LlmEngine::loop() {
       }
     }
     if (!drain_inputs()) break;
-    if (!scheduler_->has_unfinished_requests()) continue;
+    if (!scheduler_->has_unfinished_requests()) {
+      end_event_step();
+      continue;
+    }
     Status st;
     try {
       st = step();
     } catch (const std::exception& ex) {
       st = absl::InternalError(absl::StrCat("engine step threw: ", ex.what()));
     }
+    end_event_step();
     if (!st.ok()) {
       MS_LOG_ERROR("engine: {}; failing every request", std::string(st.message()));
       dead_.store(true);
@@ -190,6 +195,7 @@ void LlmEngine::loop() {
     fail(*t, id, "abort", "");
   }
   tracked_.clear();
+  end_event_step();
 }
 
 bool LlmEngine::drain_inputs() {

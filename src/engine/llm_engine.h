@@ -101,6 +101,8 @@ struct EngineStats {
 class LlmEngine {
  public:
   // Takes ownership of the model; the tokenizer may be null (token-id-only serving).
+  // `events` (may be null) gets the prefix cache's KV events on the engine-loop thread and
+  // end_step() after every loop iteration; it must outlive the engine.
   static StatusOr<std::unique_ptr<LlmEngine>> create(EngineConfig config,
                                                      std::unique_ptr<DeepseekModel> model,
                                                      std::shared_ptr<const Tokenizer> tokenizer,
@@ -137,6 +139,10 @@ class LlmEngine {
   // Ends a request that never produced output (rejected or failed).
   void fail(Tracked& t, const std::string& id, const std::string& reason, const std::string& error);
   void publish_stats(const SchedulerOutput& step, int64_t new_tokens);
+  // Tells the KV event sink that an engine step ended.
+  void end_event_step() {
+    if (events_ != nullptr) events_->end_step();
+  }
 
   EngineConfig config_;
   std::unique_ptr<DeepseekModel> model_;
@@ -144,6 +150,7 @@ class LlmEngine {
   std::unique_ptr<ModelRunner> runner_;
   std::unique_ptr<Scheduler> scheduler_;  // engine-loop thread only
   std::unique_ptr<Sampler> sampler_;      // engine-loop thread only
+  KVEventSink* events_ = nullptr;         // not owned; engine-loop thread only
   // Live requests by id (engine-loop thread only).
   absl::flat_hash_map<std::string, std::unique_ptr<Tracked>> tracked_;
 
