@@ -134,8 +134,12 @@ class LlmEngine {
   Status step();
   // Moves queued adds and aborts into the scheduler; returns false when told to stop now.
   bool drain_inputs();
-  // Detokenizes and stop-checks one request's new tokens and hands the delta to its sink.
-  void emit(const RequestOutput& out, std::vector<TokenLogprobs> logprobs);
+  struct Delivery {
+    std::shared_ptr<OutputSink> sink;
+    EngineOutput output;
+  };
+  // Detokenizes and stop-checks one request's new tokens; returns the delta for its sink.
+  std::optional<Delivery> emit(const RequestOutput& out, std::vector<TokenLogprobs> logprobs);
   // Ends a request that never produced output (rejected or failed).
   void fail(Tracked& t, const std::string& id, const std::string& reason, const std::string& error);
   void publish_stats(const SchedulerOutput& step, int64_t new_tokens);
