@@ -7,7 +7,7 @@
 #include <random>
 
 #include "CLI/CLI.hpp"
-#include "bench_moe.h"
+#include "moe/bench_moe.h"
 #include "bench_serve.h"
 #include "cli/commands.h"
 #include "cli/model_cost.h"
