@@ -7,6 +7,7 @@
 #include <random>
 
 #include "CLI/CLI.hpp"
+#include "bench_serve.h"
 #include "cli/commands.h"
 #include "cli/model_cost.h"
 #include "cli/offline_generator.h"
@@ -110,7 +111,12 @@ int bench_model(int argc, char** argv) {
 
 int bench_main(int argc, char** argv) {
   if (argc >= 2 && std::string(argv[1]) == "model") return bench_model(argc - 1, argv + 1);
-  std::fprintf(stderr, "usage: moeserve bench model MODEL [options]\n");
+  if (argc >= 2 && std::string(argv[1]) == "serve") {
+    return bench::bench_serve_main(argc - 1, argv + 1);
+  }
+  std::fprintf(stderr,
+               "usage: moeserve bench model MODEL [options]\n"
+               "       moeserve bench serve [vllm bench serve options]\n");
   return 2;
 }
 

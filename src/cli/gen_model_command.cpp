@@ -11,12 +11,12 @@ namespace moeserve {
 
 int gen_model_main(int argc, char** argv) {
   CLI::App app{"Write a random Hugging Face DeepSeek-V2/V3 checkpoint directory", "moeserve gen-model"};
-  std::string out, arch = "deepseek_v3", preset = "tiny", dtype = "bf16";
+  std::string out, arch, preset = "tiny", dtype = "bf16";
   uint64_t seed = 0;
   int shards = 1;
   app.add_option("OUT", out, "output directory")->required();
-  app.add_option("--arch", arch, "deepseek_v3 | deepseek_v2")
-      ->check(CLI::IsMember({"deepseek_v3", "deepseek_v2"}));
+  app.add_option("--arch", arch, "deepseek_v3 | deepseek_v2 (default: the preset's)")
+     ->check(CLI::IsMember({"deepseek_v3", "deepseek_v2"}));
   app.add_option("--preset", preset, "tiny | small | v2-lite-4l | v3-4l")
       ->check(CLI::IsMember({"tiny", "small", "v2-lite-4l", "v3-4l"}));
   app.add_option("--dtype", dtype, "f32 | bf16 | fp8")->check(CLI::IsMember({"f32", "bf16", "fp8"}));
@@ -35,7 +35,7 @@ int gen_model_main(int argc, char** argv) {
     std::fprintf(stderr, "moeserve gen-model: %s\n", std::string(st.message()).c_str());
     return 1;
   }
-  MS_LOG_INFO("wrote {} ({} {} {}, {} shard(s))", out, arch, preset, dtype, shards);
+  MS_LOG_INFO("wrote {} ({} {}, {} shard(s))", out, preset, dtype, shards);
   return 0;
 }
 

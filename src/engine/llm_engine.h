@@ -20,10 +20,12 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "core/status.h"
 #include "engine/kv_events.h"
 #include "engine/sampler.h"
 #include "engine/scheduler.h"
+#include "model/config.h"
 #include "model/tokenizer.h"
 
 namespace moeserve {
@@ -123,19 +125,27 @@ class LlmEngine {
   const EngineConfig& config() const { return config_; }
 
  private:
+  struct Tracked;  // per-request detokenizer + stop checker + sink
   LlmEngine() = default;
   void loop();
-  void step();
-  void drain_inputs();
+  // One scheduled step; false when nothing could be scheduled.
+  Status step();
+  // Moves queued adds and aborts into the scheduler; returns false when told to stop now.
+  bool drain_inputs();
+  // Detokenizes and stop-checks one request's new tokens and hands the delta to its sink.
+  void emit(const RequestOutput& out, std::vector<TokenLogprobs> logprobs);
+  // Ends a request that never produced output (rejected or failed).
+  void fail(Tracked& t, const std::string& id, const std::string& reason, const std::string& error);
+  void publish_stats(const SchedulerOutput& step, int64_t new_tokens);
 
-  struct Tracked;  // per-request detokenizer + stop checker + sink
   EngineConfig config_;
   std::unique_ptr<DeepseekModel> model_;
   std::shared_ptr<const Tokenizer> tokenizer_;
   std::unique_ptr<ModelRunner> runner_;
   std::unique_ptr<Scheduler> scheduler_;  // engine-loop thread only
   std::unique_ptr<Sampler> sampler_;      // engine-loop thread only
-  std::vector<std::unique_ptr<Tracked>> tracked_storage_;
+  // Live requests by id (engine-loop thread only).
+  absl::flat_hash_map<std::string, std::unique_ptr<Tracked>> tracked_;
 
   std::mutex mu_;
   std::condition_variable cv_;

@@ -20,7 +20,9 @@ StatusOr<ChatTemplate> ChatTemplate::parse(std::string_view source) {
   return ChatTemplate(std::move(impl));
 }
 
-const std::string& ChatTemplate::source() const { return impl_->source; }
+const std::string& ChatTemplate::source() const {
+  return impl_->source;
+}
 
 namespace {
 

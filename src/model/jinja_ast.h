@@ -57,7 +57,7 @@ enum class StmtKind {
   kMacro,     // macro name(params) body
   kBreak,
   kContinue,
-  kScope,     // a block whose body runs in place ({% generation %}, {% filter %}-less)
+  kScope,  // a block whose body runs in place ({% generation %}, {% filter %}-less)
 };
 
 struct Stmt {

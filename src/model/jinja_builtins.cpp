@@ -35,7 +35,8 @@ std::string strip_chars(std::string_view s, const Value* chars, bool left, bool 
   return std::string(s.substr(b, e - b));
 }
 
-StatusOr<Value> split(const std::string& s, const Value* sep_v, const Value* max_v, bool from_right) {
+StatusOr<Value> split(const std::string& s, const Value* sep_v, const Value* max_v,
+                      bool from_right) {
   int64_t maxsplit = -1;
   if (max_v != nullptr && max_v->is_int()) maxsplit = max_v->as_int();
   ValueList out;
@@ -60,7 +61,8 @@ StatusOr<Value> split(const std::string& s, const Value* sep_v, const Value* max
         out.emplace_back(strip_chars(s.substr(words[keep].first), nullptr, false, true));
       } else {
         size_t first_tail = words.size() - static_cast<size_t>(maxsplit);
-        out.emplace_back(strip_chars(s.substr(0, words[first_tail - 1].second), nullptr, true, false));
+        out.emplace_back(
+            strip_chars(s.substr(0, words[first_tail - 1].second), nullptr, true, false));
         for (size_t k = first_tail; k < words.size(); ++k) {
           out.emplace_back(s.substr(words[k].first, words[k].second - words[k].first));
         }
@@ -153,9 +155,12 @@ StatusOr<ValueList> iterate(const Value& v) {
     for (size_t i = 0; i < s.size();) {
       size_t n = 1;
       unsigned char c = static_cast<unsigned char>(s[i]);
-      if (c >= 0xF0) n = 4;
-      else if (c >= 0xE0) n = 3;
-      else if (c >= 0xC0) n = 2;
+      if (c >= 0xF0)
+        n = 4;
+      else if (c >= 0xE0)
+        n = 3;
+      else if (c >= 0xC0)
+        n = 2;
       n = std::min(n, s.size() - i);
       chars.emplace_back(s.substr(i, n));
       i += n;
@@ -226,7 +231,9 @@ StatusOr<Value> sort_values(ValueList items, bool reverse, const Value* attribut
   return Value::list(std::move(items));
 }
 
-bool flag(const Value* v, bool def) { return v == nullptr ? def : v->truthy(); }
+bool flag(const Value* v, bool def) {
+  return v == nullptr ? def : v->truthy();
+}
 
 StatusOr<Value> filter_items(std::string_view name, const Value& subject, const CallArgs& args) {
   // select/reject(test, args…) and selectattr/rejectattr(attr, test, args…).
@@ -237,7 +244,8 @@ StatusOr<Value> filter_items(std::string_view name, const Value& subject, const 
   std::string attr;
   if (by_attr) {
     if (args.args.empty() || !args.args[0].is_string()) {
-      return absl::InvalidArgumentError(absl::StrCat(std::string(name), ": missing attribute name"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(std::string(name), ": missing attribute name"));
     }
     attr = args.args[0].as_string();
   }
@@ -273,7 +281,9 @@ StatusOr<Value> apply_filter(std::string_view name, const Value& v, const CallAr
   if (name == "length" || name == "count") return length_of(v);
   if (name == "tojson") {
     const Value* indent = args.get(0, "indent");
-    int ind = indent && indent->is_int() ? static_cast<int>(std::clamp<int64_t>(indent->as_int(), 0, 64)) : -1;
+    int ind = indent && indent->is_int()
+                  ? static_cast<int>(std::clamp<int64_t>(indent->as_int(), 0, 64))
+                  : -1;
     MS_ASSIGN_OR_RETURN(std::string s, v.to_json(ind));
     return Value(std::move(s));
   }
@@ -284,12 +294,23 @@ StatusOr<Value> apply_filter(std::string_view name, const Value& v, const CallAr
     std::string out;
     for (char c : v.str()) {
       switch (c) {
-        case '&': out += "&amp;"; break;
-        case '<': out += "&lt;"; break;
-        case '>': out += "&gt;"; break;
-        case '"': out += "&#34;"; break;
-        case '\'': out += "&#39;"; break;
-        default: out += c;
+        case '&':
+          out += "&amp;";
+          break;
+        case '<':
+          out += "&lt;";
+          break;
+        case '>':
+          out += "&gt;";
+          break;
+        case '"':
+          out += "&#34;";
+          break;
+        case '\'':
+          out += "&#39;";
+          break;
+        default:
+          out += c;
       }
     }
     return Value(std::move(out));
@@ -314,7 +335,8 @@ StatusOr<Value> apply_filter(std::string_view name, const Value& v, const CallAr
       if (i > 0) out += s;
       out += attr && attr->is_string() ? get_attribute(items[i], attr->as_string()).str()
                                        : items[i].str();
-      if (out.size() > kMaxBuiltinSize) return absl::ResourceExhaustedError("join: result too large");
+      if (out.size() > kMaxBuiltinSize)
+        return absl::ResourceExhaustedError("join: result too large");
     }
     return Value(std::move(out));
   }
@@ -325,7 +347,8 @@ StatusOr<Value> apply_filter(std::string_view name, const Value& v, const CallAr
     if (!from || !to) return absl::InvalidArgumentError("replace: expects (old, new)");
     std::string out = replace_all(v.str(), from->str(), to->str(),
                                   count && count->is_int() ? count->as_int() : -1);
-    if (out.size() > kMaxBuiltinSize) return absl::ResourceExhaustedError("replace: result too large");
+    if (out.size() > kMaxBuiltinSize)
+      return absl::ResourceExhaustedError("replace: result too large");
     return Value(std::move(out));
   }
   if (name == "first" || name == "last") {
@@ -382,14 +405,16 @@ StatusOr<Value> apply_filter(std::string_view name, const Value& v, const CallAr
       return Value(static_cast<int64_t>(v.as_double()));
     }
     int64_t i = 0;
-    if (v.is_string() && absl::SimpleAtoi(absl::StripAsciiWhitespace(v.as_string()), &i)) return Value(i);
+    if (v.is_string() && absl::SimpleAtoi(absl::StripAsciiWhitespace(v.as_string()), &i))
+      return Value(i);
     const Value* def = args.get(0, "default");
     return def ? *def : Value(int64_t{0});
   }
   if (name == "float") {
     if (v.is_number() || v.is_bool()) return Value(v.as_double());
     double d = 0;
-    if (v.is_string() && absl::SimpleAtod(absl::StripAsciiWhitespace(v.as_string()), &d)) return Value(d);
+    if (v.is_string() && absl::SimpleAtod(absl::StripAsciiWhitespace(v.as_string()), &d))
+      return Value(d);
     const Value* def = args.get(0, "default");
     return def ? *def : Value(0.0);
   }
@@ -410,9 +435,11 @@ StatusOr<Value> apply_filter(std::string_view name, const Value& v, const CallAr
   }
   if (name == "indent") {
     const Value* width_v = args.get(0, "width");
-    int64_t width = width_v && width_v->is_int() ? std::clamp<int64_t>(width_v->as_int(), 0, 256) : 4;
-    std::string pad = width_v && width_v->is_string() ? width_v->as_string()
-                                                      : std::string(static_cast<size_t>(width), ' ');
+    int64_t width =
+        width_v && width_v->is_int() ? std::clamp<int64_t>(width_v->as_int(), 0, 256) : 4;
+    std::string pad = width_v && width_v->is_string()
+                          ? width_v->as_string()
+                          : std::string(static_cast<size_t>(width), ' ');
     bool first = flag(args.get(1, "first"), false);
     bool blank = flag(args.get(2, "blank"), false);
     std::string s = v.str();
@@ -421,7 +448,8 @@ StatusOr<Value> apply_filter(std::string_view name, const Value& v, const CallAr
     bool is_first = true;
     while (start <= s.size()) {
       size_t nl = s.find('\n', start);
-      std::string_view line = std::string_view(s).substr(start, nl == std::string::npos ? std::string::npos : nl - start);
+      std::string_view line = std::string_view(s).substr(
+          start, nl == std::string::npos ? std::string::npos : nl - start);
       if ((!is_first || first) && (blank || !line.empty())) out += pad;
       out += line;
       if (nl == std::string::npos) break;
@@ -468,8 +496,8 @@ StatusOr<Value> apply_filter(std::string_view name, const Value& v, const CallAr
     if (items.empty()) return Value::undefined(std::string(name));
     Value best = items[0];
     for (size_t i = 1; i < items.size(); ++i) {
-      MS_ASSIGN_OR_RETURN(bool lt, name == "min" ? value_less(items[i], best)
-                                                 : value_less(best, items[i]));
+      MS_ASSIGN_OR_RETURN(bool lt,
+                          name == "min" ? value_less(items[i], best) : value_less(best, items[i]));
       if (lt) best = items[i];
     }
     return best;
@@ -511,8 +539,10 @@ StatusOr<bool> apply_test(std::string_view name, const Value& v, const CallArgs&
   if (name == "sequence") return v.is_list() || v.is_string() || v.is_dict();
   if (name == "iterable") return v.is_list() || v.is_string() || v.is_dict();
   if (name == "callable") return v.is_callable();
-  if (name == "lower") return v.is_string() && absl::AsciiStrToLower(v.as_string()) == v.as_string();
-  if (name == "upper") return v.is_string() && absl::AsciiStrToUpper(v.as_string()) == v.as_string();
+  if (name == "lower")
+    return v.is_string() && absl::AsciiStrToLower(v.as_string()) == v.as_string();
+  if (name == "upper")
+    return v.is_string() && absl::AsciiStrToUpper(v.as_string()) == v.as_string();
   if (name == "odd" || name == "even") {
     if (!v.is_int()) return type_error(name, v);
     return ((v.as_int() % 2) != 0) == (name == "odd");
@@ -525,7 +555,8 @@ StatusOr<bool> apply_test(std::string_view name, const Value& v, const CallArgs&
     return v.as_int() % arg->as_int() == 0;
   }
   if (arg == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("test '", std::string(name), "' needs an argument"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("test '", std::string(name), "' needs an argument"));
   }
   if (name == "eq" || name == "equalto" || name == "==") return values_equal(v, *arg);
   if (name == "ne" || name == "!=") return !values_equal(v, *arg);
@@ -541,7 +572,8 @@ StatusOr<bool> apply_test(std::string_view name, const Value& v, const CallArgs&
     return !lt;
   }
   if (name == "in") {
-    if (arg->is_string()) return v.is_string() && arg->as_string().find(v.as_string()) != std::string::npos;
+    if (arg->is_string())
+      return v.is_string() && arg->as_string().find(v.as_string()) != std::string::npos;
     MS_ASSIGN_OR_RETURN(ValueList items, iterate(*arg));
     for (const Value& item : items) {
       if (values_equal(item, v)) return true;
@@ -556,7 +588,8 @@ StatusOr<Value> call_method(const Value& obj, std::string_view name, const CallA
     const std::string& s = obj.as_string();
     if (name == "startswith" || name == "endswith") {
       const Value* p = args.get(0, "prefix");
-      if (p == nullptr) return absl::InvalidArgumentError(absl::StrCat(std::string(name), ": missing argument"));
+      if (p == nullptr)
+        return absl::InvalidArgumentError(absl::StrCat(std::string(name), ": missing argument"));
       ValueList options = p->is_list() ? p->as_list() : ValueList{*p};
       for (const Value& o : options) {
         if (!o.is_string()) return type_error(name, o);
@@ -586,12 +619,14 @@ StatusOr<Value> call_method(const Value& obj, std::string_view name, const CallA
       }
       std::string out = replace_all(s, from->as_string(), to->as_string(),
                                     count && count->is_int() ? count->as_int() : -1);
-      if (out.size() > kMaxBuiltinSize) return absl::ResourceExhaustedError("replace: result too large");
+      if (out.size() > kMaxBuiltinSize)
+        return absl::ResourceExhaustedError("replace: result too large");
       return Value(std::move(out));
     }
     if (name == "find" || name == "count") {
       const Value* sub = args.get(0, "sub");
-      if (!sub || !sub->is_string()) return absl::InvalidArgumentError(absl::StrCat(std::string(name), ": expects a string"));
+      if (!sub || !sub->is_string())
+        return absl::InvalidArgumentError(absl::StrCat(std::string(name), ": expects a string"));
       const std::string& t = sub->as_string();
       if (name == "find") {
         size_t p = s.find(t);
@@ -622,7 +657,8 @@ StatusOr<Value> call_method(const Value& obj, std::string_view name, const CallA
       for (size_t i = 0; i < items.size(); ++i) {
         if (i > 0) out += s;
         out += items[i].str();
-        if (out.size() > kMaxBuiltinSize) return absl::ResourceExhaustedError("join: result too large");
+        if (out.size() > kMaxBuiltinSize)
+          return absl::ResourceExhaustedError("join: result too large");
       }
       return Value(std::move(out));
     }
@@ -632,7 +668,8 @@ StatusOr<Value> call_method(const Value& obj, std::string_view name, const CallA
       size_t next = 0;
       for (size_t i = 0; i < s.size(); ++i) {
         if (s[i] == '{' && i + 1 < s.size() && s[i + 1] == '}') {
-          if (next >= args.args.size()) return absl::InvalidArgumentError("format: too few arguments");
+          if (next >= args.args.size())
+            return absl::InvalidArgumentError("format: too few arguments");
           out += args.args[next++].str();
           ++i;
         } else {
@@ -647,9 +684,12 @@ StatusOr<Value> call_method(const Value& obj, std::string_view name, const CallA
     if (name == "items" || name == "keys" || name == "values") {
       ValueList out;
       for (const auto& [k, e] : d.items) {
-        if (name == "items") out.push_back(Value::list({Value(k), e}));
-        else if (name == "keys") out.emplace_back(k);
-        else out.push_back(e);
+        if (name == "items")
+          out.push_back(Value::list({Value(k), e}));
+        else if (name == "keys")
+          out.emplace_back(k);
+        else
+          out.push_back(e);
       }
       return Value::list(std::move(out));
     }
@@ -666,12 +706,15 @@ StatusOr<Value> call_method(const Value& obj, std::string_view name, const CallA
     ValueList& l = obj.as_list();
     if (name == "append") {
       if (args.args.size() != 1) return absl::InvalidArgumentError("append: expects one argument");
-      if (l.size() >= kMaxBuiltinSize) return absl::ResourceExhaustedError("append: list too large");
+      if (l.size() >= kMaxBuiltinSize)
+        return absl::ResourceExhaustedError("append: list too large");
       l.push_back(args.args[0]);
       return Value::none();
     }
     if (name == "index" || name == "count") {
-      if (args.args.size() != 1) return absl::InvalidArgumentError(absl::StrCat(std::string(name), ": expects one argument"));
+      if (args.args.size() != 1)
+        return absl::InvalidArgumentError(
+            absl::StrCat(std::string(name), ": expects one argument"));
       int64_t n = 0;
       for (size_t i = 0; i < l.size(); ++i) {
         if (values_equal(l[i], args.args[0])) {

@@ -4,7 +4,6 @@
 #include <cmath>
 
 #include "absl/strings/match.h"
-
 #include "model/jinja_builtins.h"
 #include "model/jinja_lexer.h"
 
@@ -26,14 +25,13 @@ StatusOr<std::string> Interpreter::render(const Value& globals) {
 }
 
 Status Interpreter::error_at(size_t pos, std::string_view msg) const {
-  return absl::InvalidArgumentError(
-      absl::StrCat("chat template error at ", describe_position(source_, pos), ": ", std::string(msg)));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "chat template error at ", describe_position(source_, pos), ": ", std::string(msg)));
 }
 
 Status Interpreter::error_at(size_t pos, const Status& cause) const {
   return Status(cause.code(), absl::StrCat("chat template error at ",
-                                           describe_position(source_, pos), ": ",
-                                           cause.message()));
+                                           describe_position(source_, pos), ": ", cause.message()));
 }
 
 Status Interpreter::step(size_t pos) {
@@ -77,7 +75,8 @@ Status Interpreter::exec_body(const Body& body, std::string& out) {
 Status Interpreter::exec(const Stmt& s, std::string& out) {
   MS_RETURN_IF_ERROR(step(s.pos));
   switch (s.kind) {
-    case StmtKind::kText: return append(out, s.text, s.pos);
+    case StmtKind::kText:
+      return append(out, s.text, s.pos);
     case StmtKind::kOutput: {
       MS_ASSIGN_OR_RETURN(Value v, eval(*s.expr));
       return append(out, v.str(), s.pos);
@@ -88,21 +87,26 @@ Status Interpreter::exec(const Stmt& s, std::string& out) {
         if (c.truthy()) return exec_body(body, out);
       }
       return exec_body(s.else_body, out);
-    case StmtKind::kFor: return exec_for(s, out);
-    case StmtKind::kSet: return exec_set(s);
+    case StmtKind::kFor:
+      return exec_for(s, out);
+    case StmtKind::kSet:
+      return exec_set(s);
     case StmtKind::kSetBlock: {
       std::string captured;
       MS_RETURN_IF_ERROR(exec_body(s.body, captured));
       assign(s.targets[0], Value(std::move(captured)));
       return absl::OkStatus();
     }
-    case StmtKind::kMacro: assign(s.name, make_macro(s)); return absl::OkStatus();
+    case StmtKind::kMacro:
+      assign(s.name, make_macro(s));
+      return absl::OkStatus();
     case StmtKind::kBreak:
     case StmtKind::kContinue:
       if (frames_.size() <= 1) return error_at(s.pos, "'break'/'continue' outside a loop");
       flow_ = s.kind == StmtKind::kBreak ? Flow::kBreak : Flow::kContinue;
       return absl::OkStatus();
-    case StmtKind::kScope: return exec_body(s.body, out);
+    case StmtKind::kScope:
+      return exec_body(s.body, out);
   }
   return absl::OkStatus();
 }
@@ -167,8 +171,10 @@ Status Interpreter::exec_for(const Stmt& s, std::string& out) {
     d.items.emplace_back("first", Value(i == 0));
     d.items.emplace_back("last", Value(i == n - 1));
     d.items.emplace_back("length", Value(n));
-    d.items.emplace_back("previtem", i > 0 ? items[static_cast<size_t>(i - 1)] : Value::undefined("previtem"));
-    d.items.emplace_back("nextitem", i + 1 < n ? items[static_cast<size_t>(i + 1)] : Value::undefined("nextitem"));
+    d.items.emplace_back("previtem",
+                         i > 0 ? items[static_cast<size_t>(i - 1)] : Value::undefined("previtem"));
+    d.items.emplace_back(
+        "nextitem", i + 1 < n ? items[static_cast<size_t>(i + 1)] : Value::undefined("nextitem"));
     assign("loop", std::move(loop));
     st = exec_body(s.body, out);
     if (flow_ == Flow::kBreak) {
@@ -199,8 +205,8 @@ Status Interpreter::exec_set(const Stmt& s) {
     return absl::OkStatus();
   }
   if (!v.is_list() || v.as_list().size() != s.targets.size()) {
-    return error_at(s.pos, absl::StrCat("cannot unpack ", v.type_name(), " into ",
-                                        s.targets.size(), " variables"));
+    return error_at(s.pos, absl::StrCat("cannot unpack ", v.type_name(), " into ", s.targets.size(),
+                                        " variables"));
   }
   ValueList items = v.as_list();
   for (size_t i = 0; i < s.targets.size(); ++i) assign(s.targets[i], items[i]);
@@ -216,8 +222,8 @@ Value Interpreter::make_macro(const Stmt& s) {
       return error_at(def->pos, absl::ResourceExhaustedError("macro recursion too deep"));
     }
     if (args.args.size() > def->params.size()) {
-      return error_at(def->pos, absl::StrCat("macro '", def->name, "' takes ",
-                                             def->params.size(), " arguments"));
+      return error_at(def->pos, absl::StrCat("macro '", def->name, "' takes ", def->params.size(),
+                                             " arguments"));
     }
     Frame frame;
     size_t saved_base = base_;
@@ -288,8 +294,8 @@ StatusOr<Value> Interpreter::eval_call(const Expr& e) {
   MS_ASSIGN_OR_RETURN(Value fn, eval(callee));
   if (!fn.is_callable()) {
     if (fn.is_undefined()) {
-      return error_at(callee.pos, absl::StrCat("'", fn.undefined_name(),
-                                               "' is undefined (no such function)"));
+      return error_at(callee.pos,
+                      absl::StrCat("'", fn.undefined_name(), "' is undefined (no such function)"));
     }
     return error_at(callee.pos, absl::StrCat("'", fn.type_name(), "' object is not callable"));
   }
@@ -322,9 +328,10 @@ StatusOr<Value> Interpreter::eval_item(const Value& obj, const Value& key, size_
     MS_ASSIGN_OR_RETURN(Value chars, apply_filter("list", obj, CallArgs{}));
     return eval_item(chars, Value(idx), pos);
   }
-  if (key.is_string() && (obj.is_string() || obj.is_list())) return Value::undefined(key.as_string());
-  return error_at(pos, absl::StrCat("cannot index '", obj.type_name(), "' with '",
-                                    key.type_name(), "'"));
+  if (key.is_string() && (obj.is_string() || obj.is_list()))
+    return Value::undefined(key.as_string());
+  return error_at(
+      pos, absl::StrCat("cannot index '", obj.type_name(), "' with '", key.type_name(), "'"));
 }
 
 StatusOr<Value> Interpreter::eval_slice(const Expr& e) {
@@ -372,8 +379,12 @@ StatusOr<Value> Interpreter::eval_slice(const Expr& e) {
 
 namespace {
 
-bool checked_int(const Value& v) { return v.is_int() || v.is_bool(); }
-int64_t to_int(const Value& v) { return v.is_int() ? v.as_int() : (v.as_bool() ? 1 : 0); }
+bool checked_int(const Value& v) {
+  return v.is_int() || v.is_bool();
+}
+int64_t to_int(const Value& v) {
+  return v.is_int() ? v.as_int() : (v.as_bool() ? 1 : 0);
+}
 
 }  // namespace
 
@@ -488,8 +499,7 @@ StatusOr<bool> Interpreter::eval_compare(const std::string& op, const Value& a, 
     } else if (b.is_dict()) {
       found = a.is_string() && b.as_dict().find(a.as_string()) != nullptr;
     } else if (!b.is_undefined()) {
-      return error_at(pos, absl::StrCat("argument of type '", b.type_name(),
-                                        "' is not iterable"));
+      return error_at(pos, absl::StrCat("argument of type '", b.type_name(), "' is not iterable"));
     }
     return op == "in" ? found : !found;
   }
@@ -502,7 +512,8 @@ StatusOr<bool> Interpreter::eval_compare(const std::string& op, const Value& a, 
 StatusOr<Value> Interpreter::eval(const Expr& e) {
   MS_RETURN_IF_ERROR(step(e.pos));
   switch (e.kind) {
-    case ExprKind::kLiteral: return e.literal;
+    case ExprKind::kLiteral:
+      return e.literal;
     case ExprKind::kName: {
       Value v = lookup(e.name);
       if (v.is_undefined()) return Value::undefined(e.name);
@@ -543,8 +554,10 @@ StatusOr<Value> Interpreter::eval(const Expr& e) {
       MS_ASSIGN_OR_RETURN(Value key, eval(*e.children[1]));
       return eval_item(obj, key, e.pos);
     }
-    case ExprKind::kSlice: return eval_slice(e);
-    case ExprKind::kCall: return eval_call(e);
+    case ExprKind::kSlice:
+      return eval_slice(e);
+    case ExprKind::kCall:
+      return eval_call(e);
     case ExprKind::kFilter: {
       MS_ASSIGN_OR_RETURN(Value subject, eval(*e.children[0]));
       MS_ASSIGN_OR_RETURN(CallArgs args, eval_args(e));
@@ -561,14 +574,15 @@ StatusOr<Value> Interpreter::eval(const Expr& e) {
     }
     case ExprKind::kUnary: {
       MS_ASSIGN_OR_RETURN(Value v, eval(*e.children[0]));
-      if (e.name == "+" && (v.is_number() || v.is_bool())) return v.is_bool() ? Value(to_int(v)) : v;
+      if (e.name == "+" && (v.is_number() || v.is_bool()))
+        return v.is_bool() ? Value(to_int(v)) : v;
       if (v.is_float()) return Value(-v.as_double());
       if (checked_int(v)) {
         if (to_int(v) == INT64_MIN) return error_at(e.pos, "integer overflow");
         return Value(-to_int(v));
       }
-      return error_at(e.pos, absl::StrCat("bad operand type for unary ", e.name, ": '",
-                                          v.type_name(), "'"));
+      return error_at(
+          e.pos, absl::StrCat("bad operand type for unary ", e.name, ": '", v.type_name(), "'"));
     }
     case ExprKind::kBinary: {
       MS_ASSIGN_OR_RETURN(Value a, eval(*e.children[0]));

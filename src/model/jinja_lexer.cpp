@@ -22,9 +22,15 @@ std::string describe_position(std::string_view source, size_t pos) {
 
 namespace {
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
-bool is_name_start(char c) { return std::isalpha(static_cast<unsigned char>(c)) || c == '_'; }
-bool is_name_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+bool is_name_start(char c) {
+  return std::isalpha(static_cast<unsigned char>(c)) || c == '_';
+}
+bool is_name_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+}
 
 void append_utf8(uint32_t cp, std::string& out) {
   if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) cp = 0xFFFD;
@@ -116,8 +122,8 @@ class Lexer {
   }
 
   Status error(size_t pos, std::string_view msg) const {
-    return absl::InvalidArgumentError(
-        absl::StrCat("chat template syntax error at ", describe_position(src_, pos), ": ", std::string(msg)));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "chat template syntax error at ", describe_position(src_, pos), ": ", std::string(msg)));
   }
 
   void emit_text(std::string text, size_t pos) {
@@ -286,9 +292,11 @@ class Lexer {
 
   StatusOr<size_t> lex_number(size_t p) {
     size_t q = p;
-    while (q < src_.size() && (std::isdigit(static_cast<unsigned char>(src_[q])) || src_[q] == '_')) ++q;
+    while (q < src_.size() && (std::isdigit(static_cast<unsigned char>(src_[q])) || src_[q] == '_'))
+      ++q;
     bool is_float = false;
-    if (q + 1 < src_.size() && src_[q] == '.' && std::isdigit(static_cast<unsigned char>(src_[q + 1]))) {
+    if (q + 1 < src_.size() && src_[q] == '.' &&
+        std::isdigit(static_cast<unsigned char>(src_[q + 1]))) {
       is_float = true;
       ++q;
       while (q < src_.size() && std::isdigit(static_cast<unsigned char>(src_[q]))) ++q;
@@ -338,18 +346,41 @@ class Lexer {
       char e = src_[q + 1];
       q += 2;
       switch (e) {
-        case 'n': out += '\n'; break;
-        case 't': out += '\t'; break;
-        case 'r': out += '\r'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'v': out += '\v'; break;
-        case 'a': out += '\a'; break;
-        case '0': out += '\0'; break;
-        case '\\': out += '\\'; break;
-        case '\'': out += '\''; break;
-        case '"': out += '"'; break;
-        case '\n': break;  // line continuation
+        case 'n':
+          out += '\n';
+          break;
+        case 't':
+          out += '\t';
+          break;
+        case 'r':
+          out += '\r';
+          break;
+        case 'b':
+          out += '\b';
+          break;
+        case 'f':
+          out += '\f';
+          break;
+        case 'v':
+          out += '\v';
+          break;
+        case 'a':
+          out += '\a';
+          break;
+        case '0':
+          out += '\0';
+          break;
+        case '\\':
+          out += '\\';
+          break;
+        case '\'':
+          out += '\'';
+          break;
+        case '"':
+          out += '"';
+          break;
+        case '\n':
+          break;  // line continuation
         case 'x':
         case 'u':
         case 'U': {

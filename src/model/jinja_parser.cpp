@@ -11,8 +11,7 @@ using ExprPtr = std::unique_ptr<Expr>;
 
 class Parser {
  public:
-  Parser(const std::vector<Token>& tokens, std::string_view source)
-      : toks_(tokens), src_(source) {}
+  Parser(const std::vector<Token>& tokens, std::string_view source) : toks_(tokens), src_(source) {}
 
   StatusOr<Body> parse_template() {
     std::string found;
@@ -33,31 +32,36 @@ class Parser {
   };
 
   const Token& cur() const { return toks_[i_]; }
-  const Token& peek(size_t k = 1) const {
-    return toks_[std::min(i_ + k, toks_.size() - 1)];
-  }
+  const Token& peek(size_t k = 1) const { return toks_[std::min(i_ + k, toks_.size() - 1)]; }
   void advance() {
     if (i_ + 1 < toks_.size()) ++i_;
   }
-  bool is_op(std::string_view op) const {
-    return cur().kind == TokenKind::kOp && cur().text == op;
-  }
+  bool is_op(std::string_view op) const { return cur().kind == TokenKind::kOp && cur().text == op; }
   bool is_name(std::string_view n) const {
     return cur().kind == TokenKind::kName && cur().text == n;
   }
 
   Status error(size_t pos, std::string_view msg) const {
-    return absl::InvalidArgumentError(
-        absl::StrCat("chat template syntax error at ", describe_position(src_, pos), ": ", std::string(msg)));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "chat template syntax error at ", describe_position(src_, pos), ": ", std::string(msg)));
   }
   Status unexpected(std::string_view expected) const {
     std::string got;
     switch (cur().kind) {
-      case TokenKind::kEof: got = "end of template"; break;
-      case TokenKind::kVarEnd: got = "'}}'"; break;
-      case TokenKind::kBlockEnd: got = "'%}'"; break;
-      case TokenKind::kText: got = "text"; break;
-      default: got = absl::StrCat("'", cur().text, "'");
+      case TokenKind::kEof:
+        got = "end of template";
+        break;
+      case TokenKind::kVarEnd:
+        got = "'}}'";
+        break;
+      case TokenKind::kBlockEnd:
+        got = "'%}'";
+        break;
+      case TokenKind::kText:
+        got = "text";
+        break;
+      default:
+        got = absl::StrCat("'", cur().text, "'");
     }
     return error(cur().pos, absl::StrCat("expected ", std::string(expected), ", got ", got));
   }
@@ -526,7 +530,8 @@ class Parser {
           return d;
         }
         break;
-      default: break;
+      default:
+        break;
     }
     return unexpected("an expression");
   }
@@ -605,8 +610,7 @@ class Parser {
     if (!is_op("(")) return c;
     advance();
     while (!is_op(")")) {
-      if (cur().kind == TokenKind::kName && peek().kind == TokenKind::kOp &&
-          peek().text == "=") {
+      if (cur().kind == TokenKind::kName && peek().kind == TokenKind::kOp && peek().text == "=") {
         std::string key = cur().text;
         advance();
         advance();

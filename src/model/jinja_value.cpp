@@ -23,8 +23,12 @@ void ValueDict::set(std::string key, Value value) {
   items.emplace_back(std::move(key), std::move(value));
 }
 
-Value Value::list(ValueList items) { return Value(std::make_shared<ValueList>(std::move(items))); }
-Value Value::dict() { return Value(std::make_shared<ValueDict>()); }
+Value Value::list(ValueList items) {
+  return Value(std::make_shared<ValueList>(std::move(items)));
+}
+Value Value::dict() {
+  return Value(std::make_shared<ValueDict>());
+}
 
 double Value::as_double() const {
   if (is_int()) return static_cast<double>(as_int());
@@ -106,10 +110,18 @@ std::string python_repr_string(std::string_view s) {
   std::string out(1, q);
   for (unsigned char c : s) {
     switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c == static_cast<unsigned char>(q)) {
           out += '\\';
@@ -170,13 +182,27 @@ void json_escape(std::string_view s, std::string& out) {
   out += '"';
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       default:
         if (c < 0x20 || c == 0x7f) {
           char b[8];
@@ -250,16 +276,21 @@ template <typename Json>
 Value from_json_impl(const Json& j, int depth) {
   if (depth > kMaxJsonDepth) return Value::none();
   switch (j.type()) {
-    case Json::value_t::null: return Value::none();
-    case Json::value_t::boolean: return Value(j.template get<bool>());
-    case Json::value_t::number_integer: return Value(j.template get<int64_t>());
+    case Json::value_t::null:
+      return Value::none();
+    case Json::value_t::boolean:
+      return Value(j.template get<bool>());
+    case Json::value_t::number_integer:
+      return Value(j.template get<int64_t>());
     case Json::value_t::number_unsigned: {
       uint64_t u = j.template get<uint64_t>();
       if (u > static_cast<uint64_t>(INT64_MAX)) return Value(static_cast<double>(u));
       return Value(static_cast<int64_t>(u));
     }
-    case Json::value_t::number_float: return Value(j.template get<double>());
-    case Json::value_t::string: return Value(j.template get<std::string>());
+    case Json::value_t::number_float:
+      return Value(j.template get<double>());
+    case Json::value_t::string:
+      return Value(j.template get<std::string>());
     case Json::value_t::array: {
       ValueList items;
       items.reserve(j.size());
@@ -273,7 +304,8 @@ Value from_json_impl(const Json& j, int depth) {
       }
       return d;
     }
-    default: return Value::none();  // binary / discarded: not produced by JSON parsing
+    default:
+      return Value::none();  // binary / discarded: not produced by JSON parsing
   }
 }
 
@@ -285,8 +317,12 @@ StatusOr<std::string> Value::to_json(int indent) const {
   return out;
 }
 
-Value Value::from_json(const nlohmann::json& j) { return from_json_impl(j, 0); }
-Value Value::from_json(const nlohmann::ordered_json& j) { return from_json_impl(j, 0); }
+Value Value::from_json(const nlohmann::json& j) {
+  return from_json_impl(j, 0);
+}
+Value Value::from_json(const nlohmann::ordered_json& j) {
+  return from_json_impl(j, 0);
+}
 
 bool values_equal(const Value& a, const Value& b) {
   if (a.is_number() || a.is_bool()) {

@@ -110,8 +110,7 @@ class Value {
   explicit Value(Undefined u) : v_(std::move(u)) {}
   explicit Value(None n) : v_(n) {}
 
-  std::variant<Undefined, None, bool, int64_t, double, std::string, ListPtr, DictPtr,
-               CallablePtr>
+  std::variant<Undefined, None, bool, int64_t, double, std::string, ListPtr, DictPtr, CallablePtr>
       v_;
 };
 

@@ -140,10 +140,12 @@ TEST(ChatTemplate, DeepSeekV3ToolCalls) {
   ])");
   EXPECT_EQ(apply(kDeepSeekV3, m, true),
             "<｜begin▁of▁sentence｜><｜User｜>Weather in Paris and Rome?"
-            "<｜Assistant｜><｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather\n"
+            "<｜Assistant｜><｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>get_"
+            "weather\n"
             "```json\n{\"city\": \"Paris\"}\n```<｜tool▁call▁end｜>"
             "\n<｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather\n"
-            "```json\n{\"city\": \"Rome\"}\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜><｜end▁of▁sentence｜>"
+            "```json\n{\"city\": "
+            "\"Rome\"}\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜><｜end▁of▁sentence｜>"
             "<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>22C<｜tool▁output▁end｜>"
             "\n<｜tool▁output▁begin｜>25C<｜tool▁output▁end｜>"
             "<｜tool▁outputs▁end｜>Paris 22C, Rome 25C.<｜end▁of▁sentence｜>"
@@ -228,43 +230,48 @@ TEST(ChatTemplate, PlainChatML) {
 }
 
 TEST(Jinja, ExpressionsAndLiterals) {
-  EXPECT_EQ(render("{{ 1 + 2 * 3 }} {{ 7 // 2 }} {{ -7 // 2 }} {{ -7 % 3 }} {{ 7 / 2 }} {{ 2 ** 10 }}"),
-            "7 3 -4 2 3.5 1024");
+  EXPECT_EQ(
+      render("{{ 1 + 2 * 3 }} {{ 7 // 2 }} {{ -7 // 2 }} {{ -7 % 3 }} {{ 7 / 2 }} {{ 2 ** 10 }}"),
+      "7 3 -4 2 3.5 1024");
   EXPECT_EQ(render("{{ 'a' ~ 1 ~ none }} {{ [1, 'x', true, none] }} {{ {'k': 1.0} }}"),
             "a1None [1, 'x', True, None] {'k': 1.0}");
   EXPECT_EQ(render(R"({{ 'it\'s\t"q"\n' | tojson }})"), R"("it's\t\"q\"\n")");
   EXPECT_EQ(render("{{ 1 < 2 < 3 }} {{ 3 > 2 > 2 }} {{ 'b' in 'abc' }} {{ 4 not in [1, 2] }}"),
             "True False True True");
   EXPECT_EQ(render("{{ 'y' if x else 'n' }}{{ 'z' if not x }}", {{"x", false}}), "nz");
-  EXPECT_EQ(render("{{ x and y }} {{ x or y }} {{ not x }}", {{"x", 0}, {"y", "s"}}),
-            "0 s True");
-  EXPECT_EQ(render("{{ xs[1:] }} {{ xs[-1] }} {{ xs[::-1] }} {{ 'hello'[1:3] }}",
-                   {{"xs", {1, 2, 3}}}),
-            "[2, 3] 3 [3, 2, 1] el");
+  EXPECT_EQ(render("{{ x and y }} {{ x or y }} {{ not x }}", {{"x", 0}, {"y", "s"}}), "0 s True");
+  EXPECT_EQ(
+      render("{{ xs[1:] }} {{ xs[-1] }} {{ xs[::-1] }} {{ 'hello'[1:3] }}", {{"xs", {1, 2, 3}}}),
+      "[2, 3] 3 [3, 2, 1] el");
   EXPECT_EQ(render("{{ 0.1 + 0.2 }} {{ 1e-5 }} {{ 1e16 }} {{ 2.5e3 }}"),
             "0.30000000000000004 1e-05 1e+16 2500.0");
 }
 
 TEST(Jinja, FiltersTestsAndMethods) {
-  EXPECT_EQ(render("{{ '  a b  ' | trim }}|{{ 'abc' | upper }}|{{ 'ABC' | lower }}|{{ [1,2] | length }}"),
-            "a b|ABC|abc|2");
-  EXPECT_EQ(render("{{ x | default('d') }} {{ '' | default('e', true) }} {{ [1,2,3] | join('-') }}"),
-            "d e 1-2-3");
+  EXPECT_EQ(
+      render("{{ '  a b  ' | trim }}|{{ 'abc' | upper }}|{{ 'ABC' | lower }}|{{ [1,2] | length }}"),
+      "a b|ABC|abc|2");
+  EXPECT_EQ(
+      render("{{ x | default('d') }} {{ '' | default('e', true) }} {{ [1,2,3] | join('-') }}"),
+      "d e 1-2-3");
   EXPECT_EQ(render("{{ 'aXbX' | replace('X', '.') }} {{ 5 | string ~ '!' }}"), "a.b. 5!");
-  EXPECT_EQ(render("{{ 'a,b,,c'.split(',') }} {{ ' a  b '.split() }} {{ 'x</think>y'.split('</think>')[-1] }}"),
+  EXPECT_EQ(render("{{ 'a,b,,c'.split(',') }} {{ ' a  b '.split() }} {{ "
+                   "'x</think>y'.split('</think>')[-1] }}"),
             "['a', 'b', '', 'c'] ['a', 'b'] y");
-  EXPECT_EQ(render("{{ 'hello'.startswith('he') }} {{ 'hello'.endswith('x') }} {{ '--a--'.strip('-') }}"
-                   "{{ '  a'.lstrip() }}{{ 'b  '.rstrip() }}"),
-            "True False aab");
+  EXPECT_EQ(
+      render("{{ 'hello'.startswith('he') }} {{ 'hello'.endswith('x') }} {{ '--a--'.strip('-') }}"
+             "{{ '  a'.lstrip() }}{{ 'b  '.rstrip() }}"),
+      "True False aab");
   EXPECT_EQ(render("{{ x is defined }} {{ none is none }} {{ 's' is string }} {{ 1 is not string }}"
                    " {{ 3 is odd }} {{ 6 is divisibleby 3 }}"),
             "False True True True True True");
   EXPECT_EQ(render("{{ d.items() | list }} {{ d.get('b', 9) }} {{ d | tojson }}",
                    json::parse(R"({"d":{"a":1}})")),
             "[['a', 1]] 9 {\"a\": 1}");
-  EXPECT_EQ(render("{{ xs | selectattr('ok') | map(attribute='n') | join(',') }}",
-                   json::parse(R"({"xs":[{"ok":true,"n":"a"},{"ok":false,"n":"b"},{"ok":1,"n":"c"}]})")),
-            "a,c");
+  EXPECT_EQ(
+      render("{{ xs | selectattr('ok') | map(attribute='n') | join(',') }}",
+             json::parse(R"({"xs":[{"ok":true,"n":"a"},{"ok":false,"n":"b"},{"ok":1,"n":"c"}]})")),
+      "a,c");
 }
 
 TEST(Jinja, StatementsScopingAndWhitespace) {
@@ -281,8 +288,9 @@ TEST(Jinja, StatementsScopingAndWhitespace) {
             "a=1;b=2;");
   EXPECT_EQ(render("{% for x in [] %}x{% else %}empty{% endfor %}"), "empty");
   EXPECT_EQ(render("{% for x in [1,2,3,4] if x is even %}{{ x }}{% endfor %}"), "24");
-  EXPECT_EQ(render("{% for x in [1,2,3,4] %}{% if x == 3 %}{% break %}{% endif %}{{ x }}{% endfor %}"),
-            "12");
+  EXPECT_EQ(
+      render("{% for x in [1,2,3,4] %}{% if x == 3 %}{% break %}{% endif %}{{ x }}{% endfor %}"),
+      "12");
   EXPECT_EQ(render("{% macro greet(name, p='Hi') %}{{ p }} {{ name }}{% endmacro %}"
                    "{{ greet('A') }}/{{ greet('B', p='Yo') }}"),
             "Hi A/Yo B");
@@ -317,9 +325,10 @@ TEST(Jinja, ErrorsCarryPositions) {
   EXPECT_NE(render("{{ 'a' + 1 }}").find("RENDER:"), std::string::npos);
   EXPECT_NE(render("{{ 1 // 0 }}").find("RENDER:"), std::string::npos);
   EXPECT_NE(render("{{ 'x' * 100000000000 }}").find("RENDER:"), std::string::npos);
-  EXPECT_NE(render("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}")
-                .find("RENDER:"),
-            std::string::npos);
+  EXPECT_NE(
+      render("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}")
+          .find("RENDER:"),
+      std::string::npos);
   EXPECT_NE(render("{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}").find("RENDER:"),
             std::string::npos);
   std::string deep(5000, '(');
@@ -339,9 +348,14 @@ TEST(Jinja, FuzzNeverCrashes) {
     for (int k = 0; k < edits && !src.empty(); ++k) {
       size_t pos = rng() % src.size();
       switch (rng() % 3) {
-        case 0: src.erase(pos, 1 + rng() % 8); break;
-        case 1: src.insert(pos, 1, alphabet[rng() % alphabet.size()]); break;
-        default: src[pos] = alphabet[rng() % alphabet.size()];
+        case 0:
+          src.erase(pos, 1 + rng() % 8);
+          break;
+        case 1:
+          src.insert(pos, 1, alphabet[rng() % alphabet.size()]);
+          break;
+        default:
+          src[pos] = alphabet[rng() % alphabet.size()];
       }
     }
     auto t = ChatTemplate::parse(src);
@@ -353,12 +367,21 @@ TEST(Jinja, FuzzNeverCrashes) {
     for (int i = 0; i < n; ++i) {
       json m = {{"role", roles[rng() % 5]}};
       switch (rng() % 4) {
-        case 0: m["content"] = "text</think>more"; break;
-        case 1: m["content"] = nullptr; break;
-        case 2: m["content"] = json::array({1, 2}); break;
-        default: break;
+        case 0:
+          m["content"] = "text</think>more";
+          break;
+        case 1:
+          m["content"] = nullptr;
+          break;
+        case 2:
+          m["content"] = json::array({1, 2});
+          break;
+        default:
+          break;
       }
-      if (rng() % 3 == 0) m["tool_calls"] = json::parse(R"([{"type":"function","function":{"name":"f","arguments":"{}"}}])");
+      if (rng() % 3 == 0)
+        m["tool_calls"] =
+            json::parse(R"([{"type":"function","function":{"name":"f","arguments":"{}"}}])");
       msgs.push_back(m);
     }
     (void)apply_chat_template(*t, msgs, rng() % 2 == 0, kBos, kEos, nullptr);

@@ -96,6 +96,10 @@ struct Case {
   double tol;
 };
 
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.arch << " " << dtype_name(c.dtype) << " " << c.shards << " shard(s)";
+}
+
 class ReferenceMatch : public ::testing::TestWithParam<Case> {};
 
 TEST_P(ReferenceMatch, PrefillAndDecodeLogitsMatchReference) {

@@ -1,0 +1,304 @@
+#include "serve_client.h"
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+
+#include "boost/asio/co_spawn.hpp"
+#include "boost/asio/detached.hpp"
+#include "boost/asio/io_context.hpp"
+#include "boost/asio/ip/tcp.hpp"
+#include "boost/asio/redirect_error.hpp"
+#include "boost/asio/steady_timer.hpp"
+#include "boost/asio/use_awaitable.hpp"
+#include "boost/beast/core.hpp"
+#include "boost/beast/http.hpp"
+#include "sse_parser.h"
+
+namespace moeserve::bench {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+bool is_chat_endpoint(const std::string& endpoint) {
+  return endpoint.find("chat/completions") != std::string::npos;
+}
+
+nlohmann::json make_request_body(const ClientConfig& c, const SampleRequest& r) {
+  nlohmann::json body;
+  body["model"] = c.model;
+  if (is_chat_endpoint(c.endpoint)) {
+    body["messages"] = nlohmann::json::array({{{"role", "user"}, {"content", r.prompt}}});
+    body["max_completion_tokens"] = r.expected_output_len;
+  } else {
+    body["prompt"] = r.prompt;
+    body["max_tokens"] = r.expected_output_len;
+  }
+  body["temperature"] = 0.0;
+  body["stream"] = true;
+  body["stream_options"] = {{"include_usage", true}};
+  if (c.ignore_eos) body["ignore_eos"] = true;
+  return body;
+}
+
+namespace {
+
+class Runner {
+ public:
+  Runner(const ClientConfig& c, const std::vector<SampleRequest>& requests,
+         const std::vector<double>& arrivals, tcp::resolver::results_type endpoints)
+      : cfg_(c),
+        requests_(requests),
+        arrivals_(arrivals),
+        endpoints_(std::move(endpoints)),
+        slot_timer_(ioc_),
+        outputs_(requests.size()) {
+    slot_timer_.expires_at(asio::steady_timer::time_point::max());
+  }
+
+  RunResult run() {
+    start_ = Clock::now();
+    for (size_t i = 0; i < requests_.size(); ++i) {
+      asio::co_spawn(ioc_, one_request(i), asio::detached);
+    }
+    ioc_.run();
+    RunResult r;
+    r.duration_s = seconds_since_start();
+    r.outputs = std::move(outputs_);
+    if (cfg_.progress) std::fputc('\n', stderr);
+    return r;
+  }
+
+ private:
+  double seconds_since_start() const {
+    return std::chrono::duration<double>(Clock::now() - start_).count();
+  }
+
+  asio::awaitable<void> one_request(size_t i) {
+    beast::error_code ec;
+    asio::steady_timer arrival(ioc_);
+    arrival.expires_at(start_ + std::chrono::duration_cast<Clock::duration>(
+                                    std::chrono::duration<double>(arrivals_[i])));
+    co_await arrival.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (cfg_.max_concurrency) {
+      while (in_flight_ >= *cfg_.max_concurrency) {
+        co_await slot_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      }
+    }
+    ++in_flight_;
+    RequestOutput& out = outputs_[i];
+    out.prompt_len = requests_[i].prompt_len;
+    co_await stream_one(requests_[i], out);
+    --in_flight_;
+    slot_timer_.cancel();  // wake waiters; they re-check the count
+    ++done_;
+    if (cfg_.progress) print_progress();
+  }
+
+  void print_progress() {
+    size_t total = requests_.size();
+    size_t width = 40;
+    size_t filled = total == 0 ? width : done_ * width / total;
+    std::fprintf(stderr, "\r[%s%s] %zu/%zu (%.1fs)", std::string(filled, '#').c_str(),
+                 std::string(width - filled, '.').c_str(), done_, total, seconds_since_start());
+    std::fflush(stderr);
+  }
+
+  // Handles one SSE payload; returns false when the stream reported an error.
+  bool on_event(const std::string& data, RequestOutput& out, double& last, bool& done,
+                int64_t& text_chunks) {
+    if (data == "[DONE]") {
+      done = true;
+      return true;
+    }
+    nlohmann::json j = nlohmann::json::parse(data, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) return true;  // not ours to judge
+    double now = seconds_since_start();
+    if (j.contains("error")) {
+      out.error = j["error"].is_object() && j["error"].contains("message")
+                      ? j["error"]["message"].dump()
+                      : j["error"].dump();
+      return false;
+    }
+    const nlohmann::json* choices = j.contains("choices") ? &j["choices"] : nullptr;
+    if (choices && choices->is_array() && !choices->empty() && (*choices)[0].is_object()) {
+      const nlohmann::json& c0 = (*choices)[0];
+      std::string text;
+      if (c0.contains("text") && c0["text"].is_string()) {
+        text = c0["text"].get<std::string>();
+      } else if (c0.contains("delta") && c0["delta"].is_object() &&
+                 c0["delta"].contains("content") && c0["delta"]["content"].is_string()) {
+        text = c0["delta"]["content"].get<std::string>();
+      }
+      if (!text.empty()) {
+        if (text_chunks == 0) {
+          out.ttft = now - out.start_time;
+        } else {
+          out.itl.push_back(now - last);
+        }
+        last = now;
+        ++text_chunks;
+        out.generated_text += text;
+      }
+    }
+    if (j.contains("usage") && j["usage"].is_object()) {
+      const nlohmann::json& u = j["usage"];
+      if (u.contains("completion_tokens") && u["completion_tokens"].is_number_integer()) {
+        out.output_tokens = u["completion_tokens"].get<int64_t>();
+      }
+      if (u.contains("prompt_tokens") && u["prompt_tokens"].is_number_integer()) {
+        out.prompt_len = u["prompt_tokens"].get<int64_t>();
+      }
+    }
+    return true;
+  }
+
+  asio::awaitable<void> stream_one(const SampleRequest& req, RequestOutput& out) {
+    beast::error_code ec;
+    beast::tcp_stream stream(ioc_);
+    out.start_time = seconds_since_start();
+    co_await stream.async_connect(endpoints_, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      out.error = "connect: " + ec.message();
+      co_return;
+    }
+    http::request<http::string_body> hreq{http::verb::post, cfg_.endpoint, 11};
+    hreq.set(http::field::host, cfg_.host);
+    hreq.set(http::field::content_type, "application/json");
+    hreq.set(http::field::accept, "text/event-stream");
+    hreq.set(http::field::user_agent, "moeserve-bench-serve");
+    hreq.body() = make_request_body(cfg_, req).dump();
+    hreq.prepare_payload();
+    co_await http::async_write(stream, hreq, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      out.error = "write: " + ec.message();
+      co_return;
+    }
+    beast::flat_buffer buffer;
+    http::response_parser<http::buffer_body> parser;
+    parser.body_limit(boost::none);
+    co_await http::async_read_header(stream, buffer, parser,
+                                     asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      out.error = "read header: " + ec.message();
+      co_return;
+    }
+    int status = parser.get().result_int();
+    SseParser sse;
+    std::string error_body;
+    double last = 0;
+    bool done = false;
+    int64_t text_chunks = 0;
+    bool stream_error = false;
+    char chunk[16384];
+    while (!parser.is_done()) {
+      parser.get().body().data = chunk;
+      parser.get().body().size = sizeof(chunk);
+      co_await http::async_read_some(stream, buffer, parser,
+                                     asio::redirect_error(asio::use_awaitable, ec));
+      if (ec == http::error::need_buffer) ec = {};
+      size_t got = sizeof(chunk) - parser.get().body().size;
+      if (status != 200) {
+        if (error_body.size() < 4096) error_body.append(chunk, got);
+      } else {
+        for (const std::string& ev : sse.feed(std::string_view(chunk, got))) {
+          if (!on_event(ev, out, last, done, text_chunks)) stream_error = true;
+        }
+      }
+      if (ec) break;
+    }
+    if (!ec && status == 200) {
+      for (const std::string& ev : sse.finish()) {
+        if (!on_event(ev, out, last, done, text_chunks)) stream_error = true;
+      }
+    }
+    beast::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    if (status != 200) {
+      out.error = absl::StrCat("HTTP ", status, ": ", error_body);
+      co_return;
+    }
+    if (ec) {
+      out.error = "stream: " + ec.message();
+      co_return;
+    }
+    if (stream_error) co_return;
+    if (text_chunks == 0) {
+      out.error = "Never received a valid chunk to calculate TTFT.";
+      co_return;
+    }
+    out.latency = last - out.start_time;
+    if (out.output_tokens == 0) out.output_tokens = text_chunks;
+    out.success = true;
+  }
+
+  const ClientConfig& cfg_;
+  const std::vector<SampleRequest>& requests_;
+  const std::vector<double>& arrivals_;
+  asio::io_context ioc_;
+  tcp::resolver::results_type endpoints_;
+  asio::steady_timer slot_timer_;
+  std::vector<RequestOutput> outputs_;
+  Clock::time_point start_;
+  int64_t in_flight_ = 0;
+  size_t done_ = 0;
+};
+
+}  // namespace
+
+StatusOr<RunResult> run_requests(const ClientConfig& c, const std::vector<SampleRequest>& requests,
+                                 const std::vector<double>& arrival_s) {
+  if (arrival_s.size() != requests.size()) {
+    return absl::InvalidArgumentError("run_requests: one arrival time per request is needed");
+  }
+  if (c.max_concurrency && *c.max_concurrency < 1) {
+    return absl::InvalidArgumentError("--max-concurrency must be >= 1");
+  }
+  asio::io_context resolve_ctx;
+  tcp::resolver resolver(resolve_ctx);
+  beast::error_code ec;
+  auto endpoints = resolver.resolve(c.host, c.port, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot resolve ", c.host, ":", c.port, ": ", ec.message()));
+  }
+  Runner runner(c, requests, arrival_s, endpoints);
+  return runner.run();
+}
+
+StatusOr<std::string> fetch_first_model(const std::string& host, const std::string& port) {
+  asio::io_context ioc;
+  tcp::resolver resolver(ioc);
+  beast::tcp_stream stream(ioc);
+  beast::error_code ec;
+  auto endpoints = resolver.resolve(host, port, ec);
+  if (!ec) stream.expires_after(std::chrono::seconds(30));
+  if (!ec) stream.connect(endpoints, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrCat("GET /v1/models: cannot connect to ", host, ":", port, ": ", ec.message()));
+  }
+  http::request<http::empty_body> req{http::verb::get, "/v1/models", 11};
+  req.set(http::field::host, host);
+  http::write(stream, req, ec);
+  beast::flat_buffer buffer;
+  http::response<http::string_body> res;
+  if (!ec) http::read(stream, buffer, res, ec);
+  if (ec) return absl::UnavailableError(absl::StrCat("GET /v1/models: ", ec.message()));
+  if (res.result_int() != 200) {
+    return absl::UnavailableError(
+        absl::StrCat("GET /v1/models: HTTP ", res.result_int(), ": ", res.body()));
+  }
+  nlohmann::json j = nlohmann::json::parse(res.body(), nullptr, false);
+  if (j.is_discarded() || !j.contains("data") || !j["data"].is_array() || j["data"].empty() ||
+      !j["data"][0].is_object() || !j["data"][0].contains("id") ||
+      !j["data"][0]["id"].is_string()) {
+    return absl::InvalidArgumentError("GET /v1/models: no model listed; pass --model explicitly");
+  }
+  return j["data"][0]["id"].get<std::string>();
+}
+
+}  // namespace moeserve::bench

@@ -1,0 +1,361 @@
+#include "engine/llm_engine.h"
+
+#include <algorithm>
+
+#include "absl/container/flat_hash_map.h"
+#include "core/logging.h"
+#include "engine/model_runner.h"
+#include "engine/stop_checker.h"
+#include "model/deepseek.h"
+#include "model/incremental_decoder.h"
+
+namespace moeserve::engine {
+
+// Engine-loop-side state of one request.
+struct LlmEngine::Tracked {
+  std::shared_ptr<OutputSink> sink;
+  std::optional<IncrementalDecoder> decoder;
+  StopChecker stop;
+  bool want_logprobs = false;
+  int32_t num_prompt_tokens = 0;
+  int32_t num_output_tokens = 0;
+
+  Tracked(std::shared_ptr<OutputSink> s, const Tokenizer* tok, const SamplingParams& p,
+          int32_t prompt_len)
+      : sink(std::move(s)),
+        stop(p.stop, p.include_stop_str_in_output),
+        want_logprobs(p.logprobs.has_value()),
+        num_prompt_tokens(prompt_len) {
+    if (tok) decoder.emplace(*tok, p.skip_special_tokens);
+  }
+};
+
+StatusOr<std::unique_ptr<LlmEngine>> LlmEngine::create(EngineConfig config,
+                                                       std::unique_ptr<DeepseekModel> model,
+                                                       std::shared_ptr<const Tokenizer> tokenizer,
+                                                       KVEventSink* events) {
+  auto e = std::unique_ptr<LlmEngine>(new LlmEngine());
+  const ModelConfig& mc = model->config();
+  if (config.scheduler.max_model_len <= 0) {
+    config.scheduler.max_model_len = static_cast<int32_t>(mc.max_position_embeddings);
+  }
+  if (config.scheduler.max_model_len > mc.max_position_embeddings) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "--max-model-len (%d) exceeds the model's max_position_embeddings (%d)",
+        config.scheduler.max_model_len, mc.max_position_embeddings));
+  }
+  config.cache.max_model_len = config.scheduler.max_model_len;
+  const int64_t per_block = LatentCache::bytes_per_block(
+      mc.num_hidden_layers, config.cache.block_size, model->cache_entry_dim());
+  if (config.cache.num_blocks <= 0) {
+    if (config.kv_cache_memory_bytes <= 0) {
+      return absl::InvalidArgumentError("KV cache: give a number of blocks or a memory size");
+    }
+    config.cache.num_blocks = static_cast<int32_t>(
+        std::min<int64_t>(config.kv_cache_memory_bytes / per_block, int64_t{1} << 30));
+  }
+  const int64_t blocks_per_seq =
+      (config.scheduler.max_model_len + config.cache.block_size - 1) / config.cache.block_size;
+  if (config.cache.num_blocks - 1 < blocks_per_seq) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "KV cache: %d blocks of %d tokens cannot hold one sequence of --max-model-len %d "
+        "tokens (%d blocks); raise --kv-cache-memory or lower --max-model-len",
+        config.cache.num_blocks - 1, config.cache.block_size, config.scheduler.max_model_len,
+        blocks_per_seq));
+  }
+  MS_ASSIGN_OR_RETURN(e->scheduler_, Scheduler::create(config.scheduler, config.cache, events));
+  MS_ASSIGN_OR_RETURN(LatentCache cache,
+                      LatentCache::create(mc.num_hidden_layers, config.cache.num_blocks,
+                                          config.cache.block_size, model->cache_entry_dim()));
+  e->runner_ = std::make_unique<ModelRunner>(model.get(), std::move(cache));
+  e->sampler_ = std::make_unique<Sampler>(config.sampler_seed);
+  e->config_ = config;
+  e->model_ = std::move(model);
+  e->tokenizer_ = std::move(tokenizer);
+  {
+    std::lock_guard<std::mutex> lk(e->mu_);
+    e->stats_.num_gpu_blocks = config.cache.num_blocks - 1;
+    e->stats_.block_size = config.cache.block_size;
+  }
+  MS_LOG_INFO("engine: KV cache of {} blocks x {} tokens ({:.1f} MiB), max_model_len {}",
+              config.cache.num_blocks - 1, config.cache.block_size,
+              per_block * static_cast<double>(config.cache.num_blocks) / (1 << 20),
+              config.scheduler.max_model_len);
+  e->thread_ = std::thread([p = e.get()] { p->loop(); });
+  return e;
+}
+
+LlmEngine::~LlmEngine() { shutdown(false); }
+
+const ModelConfig& LlmEngine::model_config() const { return model_->config(); }
+
+Status LlmEngine::add_request(NewRequest r) {
+  if (!r.sink) return absl::InvalidArgumentError("request has no output sink");
+  if (r.prompt_token_ids.empty()) return absl::InvalidArgumentError("The prompt is empty.");
+  const int64_t vocab = model_->config().vocab_size;
+  for (int32_t t : r.prompt_token_ids) {
+    if (t < 0 || t >= vocab) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("Token id %d is out of vocabulary (size %d).", t, vocab));
+    }
+  }
+  if (static_cast<int64_t>(r.prompt_token_ids.size()) > config_.scheduler.max_model_len) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "Input length (%d) exceeds model's maximum context length (%d).",
+        r.prompt_token_ids.size(), config_.scheduler.max_model_len));
+  }
+  if (dead_.load()) return absl::UnavailableError("the engine has stopped after an error");
+  std::lock_guard<std::mutex> lk(mu_);
+  if (stopping_) return absl::UnavailableError("the server is shutting down");
+  const int32_t limit = config_.scheduler.max_waiting_requests;
+  if (limit > 0 && stats_.num_waiting + queued_ >= limit) {
+    return absl::UnavailableError("too many requests are waiting; retry later");
+  }
+  ++queued_;
+  pending_adds_.push_back(std::move(r));
+  cv_.notify_one();
+  return absl::OkStatus();
+}
+
+void LlmEngine::abort(const std::string& request_id) {
+  std::lock_guard<std::mutex> lk(mu_);
+  pending_aborts_.push_back(request_id);
+  cv_.notify_one();
+}
+
+EngineStats LlmEngine::stats() {
+  std::lock_guard<std::mutex> lk(mu_);
+  EngineStats s = stats_;
+  stats_.iteration_tokens.clear();
+  return s;
+}
+
+void LlmEngine::shutdown(bool drain) {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stopping_ = true;
+    if (!drain) stop_now_ = true;
+    cv_.notify_one();
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace moeserve::engine
+
+namespace moeserve::engine {
+
+void LlmEngine::loop() {
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      cv_.wait(lk, [&] {
+        return stop_now_ || !pending_adds_.empty() || !pending_aborts_.empty() ||
+               scheduler_->has_unfinished_requests() || stopping_;
+      });
+      if (stopping_ && !stop_now_ && pending_adds_.empty() &&
+          !scheduler_->has_unfinished_requests()) {
+        return;  // drained
+      }
+    }
+    if (!drain_inputs()) break;
+    if (!scheduler_->has_unfinished_requests()) continue;
+    Status st;
+    try {
+      st = step();
+    } catch (const std::exception& ex) {
+      st = absl::InternalError(absl::StrCat("engine step threw: ", ex.what()));
+    }
+    if (!st.ok()) {
+      MS_LOG_ERROR("engine: {}; failing every request", std::string(st.message()));
+      dead_.store(true);
+      for (auto& [id, t] : tracked_) fail(*t, id, "error", std::string(st.message()));
+      tracked_.clear();
+      std::lock_guard<std::mutex> lk(mu_);
+      stopping_ = true;
+      for (auto& r : pending_adds_) {
+        EngineOutput o;
+        o.request_id = r.request_id;
+        o.finished = true;
+        o.finish_reason = "error";
+        o.error = std::string(st.message());
+        r.sink->on_output(std::move(o));
+      }
+      pending_adds_.clear();
+      return;
+    }
+  }
+  // Stopped without draining: abort what is left.
+  for (auto& [id, t] : tracked_) {
+    scheduler_->abort(id);
+    fail(*t, id, "abort", "");
+  }
+  tracked_.clear();
+}
+
+bool LlmEngine::drain_inputs() {
+  std::deque<NewRequest> adds;
+  std::deque<std::string> aborts;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (stop_now_) return false;
+    adds.swap(pending_adds_);
+    aborts.swap(pending_aborts_);
+    queued_ = 0;
+  }
+  const ModelConfig& mc = model_->config();
+  std::optional<int32_t> eos;
+  if (mc.eos_token_id) eos = static_cast<int32_t>(*mc.eos_token_id);
+  if (!eos && tokenizer_ && tokenizer_->eos_id()) eos = *tokenizer_->eos_id();
+  for (NewRequest& r : adds) {
+    auto t = std::make_unique<Tracked>(r.sink, tokenizer_.get(), r.params,
+                                       static_cast<int32_t>(r.prompt_token_ids.size()));
+    const std::string id = r.request_id;
+    if (tracked_.contains(id)) {
+      fail(*t, id, "error", absl::StrCat("duplicate request id ", id));
+      continue;
+    }
+    auto req = std::make_unique<Request>(id, std::move(r.prompt_token_ids), std::move(r.params),
+                                         eos, std::move(r.cache_salt));
+    Status st = scheduler_->add_request(std::move(req));
+    if (!st.ok()) {
+      fail(*t, id, "error", std::string(st.message()));
+      continue;
+    }
+    tracked_.emplace(id, std::move(t));
+  }
+  for (const std::string& id : aborts) {
+    auto it = tracked_.find(id);
+    if (it == tracked_.end()) continue;
+    scheduler_->abort(id);
+    fail(*it->second, id, "abort", "");
+    tracked_.erase(it);
+  }
+  if (!aborts.empty()) publish_stats(SchedulerOutput{}, 0);
+  return true;
+}
+
+void LlmEngine::fail(Tracked& t, const std::string& id, const std::string& reason,
+                     const std::string& error) {
+  EngineOutput o;
+  o.request_id = id;
+  o.finished = true;
+  o.finish_reason = reason;
+  o.error = error;
+  o.num_prompt_tokens = t.num_prompt_tokens;
+  o.num_output_tokens = t.num_output_tokens;
+  t.sink->on_output(std::move(o));
+}
+
+Status LlmEngine::step() {
+  SchedulerOutput so = scheduler_->schedule();
+  if (so.scheduled.empty()) {
+    // Nothing fits: with nothing running, the head of the queue can never be admitted.
+    if (scheduler_->num_running() == 0 && !tracked_.empty()) {
+      return absl::ResourceExhaustedError("the KV cache cannot hold a waiting request");
+    }
+    return absl::OkStatus();
+  }
+  std::vector<float> logits;
+  std::vector<std::string> rows;
+  MS_RETURN_IF_ERROR(runner_->execute(so, &logits, &rows));
+  const int64_t V = model_->config().vocab_size;
+  absl::flat_hash_map<std::string, std::vector<int32_t>> sampled;
+  absl::flat_hash_map<std::string, TokenLogprobs> lps;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    Request* r = scheduler_->get_request(rows[i]);
+    if (!r) continue;
+    SampleInput in;
+    in.logits = std::span<const float>(logits.data() + i * V, static_cast<size_t>(V));
+    in.params = &r->sampling_params;
+    in.prompt_token_ids = r->prompt_token_ids;
+    in.output_token_ids = r->output_token_ids;
+    in.eos_token_id = r->eos_token_id;
+    in.generator = r->generator ? &*r->generator : nullptr;
+    SampleResult res = sampler_->sample(in);
+    sampled[rows[i]] = {res.token_id};
+    if (res.logprob) {
+      lps[rows[i]] = TokenLogprobs{res.token_id, *res.logprob, res.rank, std::move(res.top_logprobs)};
+    }
+  }
+  std::vector<RequestOutput> outs = scheduler_->update_from_output(so, sampled);
+  int64_t new_tokens = 0;
+  for (const RequestOutput& o : outs) {
+    new_tokens += static_cast<int64_t>(o.new_token_ids.size());
+    std::vector<TokenLogprobs> l;
+    if (auto it = lps.find(o.request_id); it != lps.end() && !o.new_token_ids.empty()) {
+      l.push_back(std::move(it->second));
+    }
+    emit(o, std::move(l));
+  }
+  publish_stats(so, new_tokens);
+  return absl::OkStatus();
+}
+
+void LlmEngine::emit(const RequestOutput& out, std::vector<TokenLogprobs> logprobs) {
+  auto it = tracked_.find(out.request_id);
+  if (it == tracked_.end()) return;
+  Tracked& t = *it->second;
+  EngineOutput o;
+  o.request_id = out.request_id;
+  o.token_ids = out.new_token_ids;
+  o.logprobs = std::move(logprobs);
+  o.num_prompt_tokens = t.num_prompt_tokens;
+  o.num_cached_tokens = std::max(0, out.num_cached_tokens);
+  t.num_output_tokens += static_cast<int32_t>(out.new_token_ids.size());
+  o.num_output_tokens = t.num_output_tokens;
+  bool finished = out.finished;
+  RequestStatus status = out.status;
+  StopReason reason = out.stop_reason;
+  if (t.decoder) {
+    std::string piece;
+    for (int32_t id : out.new_token_ids) piece += t.decoder->push(id);
+    if (finished) piece += t.decoder->flush();
+    StopCheckResult sr = t.stop.push(piece);
+    o.text = std::move(sr.text_safe_to_emit);
+    if (sr.stopped && !finished) {
+      scheduler_->finish_request(out.request_id, RequestStatus::kFinishedStopped,
+                                 sr.stop_reason);
+      finished = true;
+      status = RequestStatus::kFinishedStopped;
+      reason = sr.stop_reason;
+    } else if (sr.stopped) {
+      status = RequestStatus::kFinishedStopped;
+      reason = sr.stop_reason;
+    }
+    if (finished && !sr.stopped) o.text += t.stop.flush();
+  }
+  o.finished = finished;
+  if (finished) {
+    o.finish_reason = std::string(finish_reason(status));
+    o.stop_reason = reason;
+  }
+  t.sink->on_output(std::move(o));
+  if (finished) tracked_.erase(it);
+}
+
+void LlmEngine::publish_stats(const SchedulerOutput& so, int64_t new_tokens) {
+  SchedulerStats s = scheduler_->stats();
+  int64_t prompt = 0;
+  for (const ScheduledRequest& r : so.scheduled) {
+    if (!r.is_new) continue;
+    if (const Request* q = scheduler_->get_request(r.request_id); q && q->num_preemptions == 0) {
+      prompt += q->num_prompt_tokens();
+    }
+  }
+  std::lock_guard<std::mutex> lk(mu_);
+  stats_.num_running = s.num_running;
+  stats_.num_waiting = s.num_waiting;
+  stats_.kv_cache_usage = s.kv_cache_usage;
+  stats_.num_preemptions = s.num_preemptions;
+  stats_.prefix_cache_queries += s.prefix_cache.queries;
+  stats_.prefix_cache_hits += s.prefix_cache.hits;
+  stats_.prompt_tokens += prompt;
+  stats_.generation_tokens += new_tokens;
+  if (so.scheduled.empty()) return;
+  stats_.steps += 1;
+  if (stats_.iteration_tokens.size() < 100000) {
+    stats_.iteration_tokens.push_back(so.total_num_scheduled_tokens);
+  }
+}
+
+}  // namespace moeserve::engine
