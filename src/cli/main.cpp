@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "core/logging.h"
+#include "server/serve_command.h"
 
 namespace {
 
@@ -12,6 +13,7 @@ void usage() {
   std::fprintf(stderr,
                "usage: moeserve <command> [options]\n"
                "commands:\n"
+               "  serve [MODEL]   OpenAI-compatible HTTP server (vLLM's flags)\n"
                "  gen-model OUT   write a random Hugging Face DeepSeek-V2/V3 checkpoint\n"
                "  run MODEL       generate text offline\n"
                "  bench model     prefill/decode speed against this machine's ceilings\n"
@@ -29,6 +31,7 @@ int main(int argc, char** argv) {
   const std::string cmd = argv[1];
   // Subcommands see "moeserve <cmd>" as their program name.
   if (cmd == "gen-model") return moeserve::gen_model_main(argc - 1, argv + 1);
+  if (cmd == "serve") return moeserve::serve_main(argc - 1, argv + 1);
   if (cmd == "run") return moeserve::run_main(argc - 1, argv + 1);
   if (cmd == "bench") return moeserve::bench_main(argc - 1, argv + 1);
   std::fprintf(stderr, "moeserve: unknown command '%s'\n", cmd.c_str());

@@ -32,9 +32,6 @@ std::optional<std::string_view> HttpRequest::header(std::string_view name) const
 
 namespace {
 
-// Bytes of unread input kept while a response is pending (pipelined requests).
-constexpr size_t kMaxBufferedWhileBusy = 64u << 10;
-
 std::string status_line(int status) {
   return absl::StrCat("HTTP/1.1 ", status, " ", http_reason(status), "\r\n");
 }
@@ -58,6 +55,7 @@ struct HttpServer::Impl {
   std::vector<std::thread> threads;
   uint16_t port = 0;
   std::atomic<size_t> num_connections{0};
+  std::atomic<size_t> num_active{0};  // exchanges whose response is not fully written
   std::atomic<bool> stopped{false};
   std::mutex mu;
   std::list<std::weak_ptr<Session>> sessions;  // guarded by mu
@@ -85,6 +83,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // Everything below runs on the strand.
   void close() {
     if (phase_ == Phase::kClosed) return;
+    set_active(false);
     phase_ = Phase::kClosed;
     server_->num_connections.fetch_sub(1);
     beast::error_code ec;
@@ -157,6 +156,16 @@ class Session : public std::enable_shared_from_this<Session> {
  private:
   enum class Phase { kReading, kHandling, kWaitingNext, kClosed };
 
+  void set_active(bool active) {
+    if (active == active_) return;
+    active_ = active;
+    if (active) {
+      server_->num_active.fetch_add(1);
+    } else {
+      server_->num_active.fetch_sub(1);
+    }
+  }
+
   bool current(uint64_t ex) const { return ex == exchange_ && phase_ == Phase::kHandling; }
 
   void arm(asio::steady_timer& timer, std::chrono::milliseconds after) {
@@ -213,6 +222,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // An error answer outside any handler; the connection closes after it.
   void reply_and_close(int status, std::string message) {
     phase_ = Phase::kHandling;
+    set_active(true);
     ++exchange_;
     response_started_ = false;
     response_done_ = false;
@@ -238,6 +248,7 @@ class Session : public std::enable_shared_from_this<Session> {
     req.body = std::move(msg.body());
     keep_alive_ = msg.keep_alive() && !server_->stopped.load();
     phase_ = Phase::kHandling;
+    set_active(true);
     ++exchange_;
     response_started_ = false;
     response_done_ = false;
@@ -252,7 +263,9 @@ class Session : public std::enable_shared_from_this<Session> {
   // client goes away, or with the start of the client's next request.
   void start_watch() {
     if (watch_pending_ || phase_ == Phase::kClosed) return;
-    if (buffer_.size() > kMaxBufferedWhileBusy) return;
+    // Bytes of a pipelined next request are already here: read it after this response
+    // instead (a second pending read is not allowed); disconnects then show up on writes.
+    if (buffer_.size() > 0) return;
     watch_pending_ = true;
     socket_.async_read_some(buffer_.prepare(4096),
                             [self = shared_from_this()](beast::error_code ec, size_t n) {
@@ -318,6 +331,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void finish_exchange() {
+    set_active(false);
     if (!keep_alive_) {
       beast::error_code ec;
       socket_.shutdown(tcp::socket::shutdown_send, ec);
@@ -345,6 +359,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool response_done_ = false;
   bool watch_pending_ = false;
   bool writing_ = false;
+  bool active_ = false;
   std::function<void()> on_close_;
   std::deque<std::string> out_;
   size_t out_bytes_ = 0;
@@ -470,6 +485,8 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::start(const HttpServerOptions&
 uint16_t HttpServer::port() const { return impl_->port; }
 
 size_t HttpServer::num_connections() const { return impl_->num_connections.load(); }
+
+size_t HttpServer::num_active_exchanges() const { return impl_->num_active.load(); }
 
 void HttpServer::stop_accepting() {
   impl_->stopped.store(true);

@@ -101,6 +101,8 @@ class HttpServer {
   void stop();
   // Connections currently open (for tests and drain logging).
   size_t num_connections() const;
+  // Requests whose response has not been fully written yet (drain waits for 0).
+  size_t num_active_exchanges() const;
 
   struct Impl;
 

@@ -1,5 +1,6 @@
 #include "server/protocol.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -13,6 +14,8 @@ constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
 constexpr int64_t kInt32Min = std::numeric_limits<int32_t>::min();
 constexpr int64_t kInt64Max = std::numeric_limits<int64_t>::max();
 constexpr int64_t kInt64Min = std::numeric_limits<int64_t>::min();
+
+constexpr int kMaxJsonDepth = 256;
 
 using MaybeError = std::optional<ApiError>;
 
@@ -350,7 +353,37 @@ MaybeError parse_chat_fields(const Json& body, Json* messages, bool* add_generat
 
 }  // namespace
 
+// Deepest bracket nesting outside strings (recursive consumers stay within a bounded stack).
+static int json_depth(std::string_view body) {
+  int depth = 0, max_depth = 0;
+  bool in_string = false, escaped = false;
+  for (char c : body) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      max_depth = std::max(max_depth, ++depth);
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return max_depth;
+}
+
 ApiResult<Json> parse_json_body(std::string_view body) {
+  if (json_depth(body) > kMaxJsonDepth) {
+    return bad_request(absl::StrCat("The request body nests JSON deeper than ", kMaxJsonDepth,
+                                    " levels."));
+  }
   Json j = Json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) {
     return bad_request("The request body is not valid JSON.");
