@@ -14,7 +14,8 @@ HttpResponse error_response(const ApiError& error, int retry_after_seconds) {
   HttpResponse r;
   r.status = error.status;
   r.body = error_body(error);
-  if (error.status == 503) r.headers.emplace_back("retry-after", std::to_string(retry_after_seconds));
+  if (error.status == 503)
+    r.headers.emplace_back("retry-after", std::to_string(retry_after_seconds));
   return r;
 }
 
@@ -22,7 +23,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+double seconds(Clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
 
 class Job : public std::enable_shared_from_this<Job> {
  public:
@@ -113,8 +116,7 @@ void Job::start() {
   for (size_t i = 0; i < choices_.size(); ++i) {
     choices_[i].prompt_index = i / n;
     choices_[i].engine_id = absl::StrCat(spec_.id, "-", i);
-    choices_[i].num_prompt_tokens =
-        static_cast<int32_t>(spec_.prompts[i / n].token_ids.size());
+    choices_[i].num_prompt_tokens = static_cast<int32_t>(spec_.prompts[i / n].token_ids.size());
     choices_[i].text_offset = static_cast<int64_t>(spec_.prompts[i / n].echo_text.size());
   }
   auto self = shared_from_this();
@@ -241,7 +243,8 @@ void Job::on_output(size_t index, engine::EngineOutput out) {
       new_logprobs = delta.to_json();
     } else {
       Json content = Json::array();
-      for (const auto& lp : out.logprobs) append_chat_logprob(tok, lp, spec_.num_top_logprobs, &content);
+      for (const auto& lp : out.logprobs)
+        append_chat_logprob(tok, lp, spec_.num_top_logprobs, &content);
       for (const auto& e : content) c.chat_logprobs.push_back(e);
       new_logprobs = Json{{"content", content}};
     }
@@ -312,9 +315,9 @@ Json Job::total_usage() const {
       cached += choices_[i].num_cached_tokens;
     }
   }
-  return usage_json(prompt, completion,
-                    ctx_->enable_prompt_tokens_details ? std::optional<int64_t>(cached)
-                                                       : std::nullopt);
+  return usage_json(
+      prompt, completion,
+      ctx_->enable_prompt_tokens_details ? std::optional<int64_t>(cached) : std::nullopt);
 }
 
 void Job::finish_stream() {
@@ -342,7 +345,8 @@ void Job::send_full_response() {
       choice["text"] = text;
       choice["logprobs"] = spec_.logprobs ? c.completion_logprobs.to_json() : Json(nullptr);
     } else {
-      choice["message"] = Json{{"role", "assistant"}, {"content", text}, {"tool_calls", Json::array()}};
+      choice["message"] =
+          Json{{"role", "assistant"}, {"content", text}, {"tool_calls", Json::array()}};
       choice["logprobs"] = spec_.logprobs ? Json{{"content", c.chat_logprobs}} : Json(nullptr);
     }
     choice["finish_reason"] = c.finish_reason;

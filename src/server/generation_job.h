@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "model/config.h"  // before llm_engine.h, which uses ModelConfig
 #include "engine/llm_engine.h"
 #include "engine/sampling_params.h"
+#include "model/config.h"  // before llm_engine.h, which uses ModelConfig
 #include "model/tokenizer.h"
 #include "server/api_error.h"
 #include "server/http_server.h"
@@ -47,8 +47,8 @@ struct JobSpec {
   std::vector<JobPrompt> prompts;
   int32_t n = 1;
   bool stream = false;
-  bool include_usage = false;            // final usage chunk (stream)
-  bool continuous_usage_stats = false;   // usage on every chunk (stream)
+  bool include_usage = false;           // final usage chunk (stream)
+  bool continuous_usage_stats = false;  // usage on every chunk (stream)
   bool logprobs = false;
   int32_t num_top_logprobs = 0;  // -1: all returned
   std::string cache_salt;

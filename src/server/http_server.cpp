@@ -182,10 +182,9 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->body_limit(server_->opts.body_limit);
     parser_->header_limit(static_cast<uint32_t>(server_->opts.header_limit));
     arm(read_timer_, server_->opts.read_timeout);
-    http::async_read_header(socket_, buffer_, *parser_,
-                            [self = shared_from_this()](beast::error_code ec, size_t) {
-                              self->on_header(ec);
-                            });
+    http::async_read_header(
+        socket_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
   }
 
   void on_header(beast::error_code ec) {
@@ -195,10 +194,9 @@ class Session : public std::enable_shared_from_this<Session> {
     if (expect != req.end() && beast::iequals(expect->value(), "100-continue")) {
       queue_raw("HTTP/1.1 100 Continue\r\n\r\n");
     }
-    http::async_read(socket_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec2, size_t) {
-                       self->on_body(ec2);
-                     });
+    http::async_read(
+        socket_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec2, size_t) { self->on_body(ec2); });
   }
 
   void on_read_error(beast::error_code ec) {
@@ -211,7 +209,8 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec == http::error::header_limit) {
       return reply_and_close(431, "Request headers too large.");
     }
-    if (is_peer_gone(ec) || ec.category() != http::make_error_code(http::error::bad_target).category() ||
+    if (is_peer_gone(ec) ||
+        ec.category() != http::make_error_code(http::error::bad_target).category() ||
         ec == http::error::partial_message) {
       close();
       return;
@@ -267,10 +266,9 @@ class Session : public std::enable_shared_from_this<Session> {
     // instead (a second pending read is not allowed); disconnects then show up on writes.
     if (buffer_.size() > 0) return;
     watch_pending_ = true;
-    socket_.async_read_some(buffer_.prepare(4096),
-                            [self = shared_from_this()](beast::error_code ec, size_t n) {
-                              self->on_watch(ec, n);
-                            });
+    socket_.async_read_some(
+        buffer_.prepare(4096),
+        [self = shared_from_this()](beast::error_code ec, size_t n) { self->on_watch(ec, n); });
   }
 
   void on_watch(beast::error_code ec, size_t n) {
@@ -310,10 +308,9 @@ class Session : public std::enable_shared_from_this<Session> {
     if (writing_ || out_.empty() || phase_ == Phase::kClosed) return;
     writing_ = true;
     arm(write_timer_, server_->opts.write_timeout);
-    asio::async_write(socket_, asio::buffer(out_.front()),
-                      [self = shared_from_this()](beast::error_code ec, size_t) {
-                        self->on_write(ec);
-                      });
+    asio::async_write(
+        socket_, asio::buffer(out_.front()),
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->on_write(ec); });
   }
 
   void on_write(beast::error_code ec) {
@@ -378,10 +375,9 @@ class ExchangeResponder final : public Responder {
     });
   }
   void start_stream(int status, std::string content_type, HttpHeaders headers) override {
-    asio::post(session_->executor(), [s = session_, ex = exchange_, status,
-                                      ct = std::move(content_type), h = std::move(headers)]() {
-      s->start_stream(ex, status, ct, h);
-    });
+    asio::post(session_->executor(),
+               [s = session_, ex = exchange_, status, ct = std::move(content_type),
+                h = std::move(headers)]() { s->start_stream(ex, status, ct, h); });
   }
   void write(std::string data) override {
     asio::post(session_->executor(), [s = session_, ex = exchange_, d = std::move(data)]() {
@@ -433,7 +429,9 @@ void HttpServer::Impl::do_accept() {
 
 HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-HttpServer::~HttpServer() { stop(); }
+HttpServer::~HttpServer() {
+  stop();
+}
 
 StatusOr<std::unique_ptr<HttpServer>> HttpServer::start(const HttpServerOptions& options,
                                                         HttpHandler* handler) {
@@ -446,8 +444,8 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::start(const HttpServerOptions&
   impl->handler = handler;
   beast::error_code ec;
   tcp::resolver resolver(impl->ioc);
-  auto results = resolver.resolve(options.host, std::to_string(options.port),
-                                  tcp::resolver::passive, ec);
+  auto results =
+      resolver.resolve(options.host, std::to_string(options.port), tcp::resolver::passive, ec);
   if (ec || results.empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat("cannot resolve host '", options.host, "': ", ec.message()));
@@ -459,8 +457,8 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::start(const HttpServerOptions&
   if (!ec) impl->acceptor->bind(endpoint, ec);
   if (!ec) impl->acceptor->listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.host, ":",
-                                               options.port, ": ", ec.message()));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options.host, ":", options.port, ": ", ec.message()));
   }
   impl->port = impl->acceptor->local_endpoint().port();
   impl->work.emplace(impl->ioc.get_executor());
@@ -482,11 +480,17 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::start(const HttpServerOptions&
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }
 
-uint16_t HttpServer::port() const { return impl_->port; }
+uint16_t HttpServer::port() const {
+  return impl_->port;
+}
 
-size_t HttpServer::num_connections() const { return impl_->num_connections.load(); }
+size_t HttpServer::num_connections() const {
+  return impl_->num_connections.load();
+}
 
-size_t HttpServer::num_active_exchanges() const { return impl_->num_active.load(); }
+size_t HttpServer::num_active_exchanges() const {
+  return impl_->num_active.load();
+}
 
 void HttpServer::stop_accepting() {
   impl_->stopped.store(true);

@@ -31,9 +31,9 @@ namespace moeserve::server {
 using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
 
 struct HttpRequest {
-  std::string method;  // "GET", "POST", …
-  std::string target;  // as sent: path and query
-  std::string path;    // target without the query
+  std::string method;   // "GET", "POST", …
+  std::string target;   // as sent: path and query
+  std::string path;     // target without the query
   HttpHeaders headers;  // names lowercased
   std::string body;
 
@@ -77,8 +77,8 @@ struct HttpServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 0;  // 0: an ephemeral port (see HttpServer::port())
   int num_threads = 2;
-  size_t body_limit = 32u << 20;         // larger bodies get 413
-  size_t header_limit = 64u << 10;       // larger headers get 431
+  size_t body_limit = 32u << 20;                   // larger bodies get 413
+  size_t header_limit = 64u << 10;                 // larger headers get 431
   std::chrono::milliseconds read_timeout{30000};   // a whole request, from its first byte
   std::chrono::milliseconds idle_timeout{75000};   // keep-alive wait for the next request
   std::chrono::milliseconds write_timeout{60000};  // one write making no progress

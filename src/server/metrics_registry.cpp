@@ -138,8 +138,7 @@ void MetricsRegistry::gauge_set(std::string_view name, const Labels& labels, dou
   series(family(name, Type::kGauge), labels).value = value;
 }
 
-void MetricsRegistry::histogram_observe(std::string_view name, const Labels& labels,
-                                        double value) {
+void MetricsRegistry::histogram_observe(std::string_view name, const Labels& labels, double value) {
   std::lock_guard<std::mutex> lock(mu_);
   Family& f = family(name, Type::kHistogram);
   Series& s = series(f, labels);
@@ -158,8 +157,8 @@ double MetricsRegistry::value(std::string_view name, const Labels& labels) const
   for (const auto& f : families_) {
     if (f.first != name) continue;
     for (const auto& s : f.second.series) {
-      if (s.first == labels) return f.second.type == Type::kHistogram ? s.second.count
-                                                                       : s.second.value;
+      if (s.first == labels)
+        return f.second.type == Type::kHistogram ? s.second.count : s.second.value;
     }
   }
   return 0.0;
@@ -190,8 +189,8 @@ std::string MetricsRegistry::render() const {
       const std::string inf = "+Inf";
       absl::StrAppend(&out, name, "_bucket", render_labels(labels, &inf), " ",
                       prometheus_number(s.count), "\n");
-      absl::StrAppend(&out, name, "_count", render_labels(labels), " ",
-                      prometheus_number(s.count), "\n");
+      absl::StrAppend(&out, name, "_count", render_labels(labels), " ", prometheus_number(s.count),
+                      "\n");
       absl::StrAppend(&out, name, "_sum", render_labels(labels), " ", prometheus_number(s.sum),
                       "\n");
     }

@@ -128,9 +128,9 @@ void OpenAiService::handle(HttpRequest req, std::shared_ptr<Responder> responder
     } else if (path == "/detokenize") {
       responder->send(handle_detokenize(json));
     } else if (draining_.load() || !engine_->healthy()) {
-      responder->send(error_response(
-          unavailable(draining_.load() ? "The server is shutting down." : "The engine is not running."),
-          config_.retry_after_seconds));
+      responder->send(error_response(unavailable(draining_.load() ? "The server is shutting down."
+                                                                  : "The engine is not running."),
+                                     config_.retry_after_seconds));
     } else if (path == "/v1/completions") {
       handle_completion(json, responder);
     } else {
@@ -179,12 +179,14 @@ StatusOr<std::string> OpenAiService::render_chat(const Json& messages, bool add_
         "provide a chat template if the tokenizer does not define one.");
   }
   std::string bos, eos;
-  if (tokenizer_ && tokenizer_->bos_id()) bos = std::string(tokenizer_->id_to_token(*tokenizer_->bos_id()));
-  if (tokenizer_ && tokenizer_->eos_id()) eos = std::string(tokenizer_->id_to_token(*tokenizer_->eos_id()));
+  if (tokenizer_ && tokenizer_->bos_id())
+    bos = std::string(tokenizer_->id_to_token(*tokenizer_->bos_id()));
+  if (tokenizer_ && tokenizer_->eos_id())
+    eos = std::string(tokenizer_->id_to_token(*tokenizer_->eos_id()));
   Json extra = kwargs.is_object() ? kwargs : Json::object();
   if (!tools.is_null()) extra["tools"] = tools;
-  MS_ASSIGN_OR_RETURN(std::string text, apply_chat_template(*tmpl, messages, add_generation_prompt,
-                                                            bos, eos, extra));
+  MS_ASSIGN_OR_RETURN(std::string text,
+                      apply_chat_template(*tmpl, messages, add_generation_prompt, bos, eos, extra));
   if (continue_final_message) {
     const Json& last = messages.back();
     auto c = last.find("content");
@@ -215,16 +217,15 @@ std::optional<ApiError> OpenAiService::prepare_prompt(const GenerationRequest& g
                                                       JobPrompt* prompt) const {
   auto& ids = prompt->token_ids;
   if (gen.truncate_prompt_tokens) {
-    const int64_t k = *gen.truncate_prompt_tokens == -1 ? engine_->max_model_len()
-                                                        : *gen.truncate_prompt_tokens;
+    const int64_t k =
+        *gen.truncate_prompt_tokens == -1 ? engine_->max_model_len() : *gen.truncate_prompt_tokens;
     if (k > 0 && static_cast<int64_t>(ids.size()) > k) ids.erase(ids.begin(), ids.end() - k);
   }
   if (ids.empty()) return bad_request("The prompt is empty after tokenization.", "prompt");
   if (auto e = check_token_ids(ids)) return e;
   const auto& defaults = config_.generation_defaults;
-  auto max_tokens = engine::get_max_tokens(engine_->max_model_len(),
-                                           static_cast<int32_t>(ids.size()), gen.max_tokens,
-                                           defaults);
+  auto max_tokens = engine::get_max_tokens(
+      engine_->max_model_len(), static_cast<int32_t>(ids.size()), gen.max_tokens, defaults);
   if (!max_tokens.ok()) return bad_request(std::string(max_tokens.status().message()));
   engine::SamplingParams p = gen.params;
   engine::apply_sampling_defaults(gen.sampling, defaults, &p);
@@ -281,10 +282,11 @@ void OpenAiService::handle_completion(const Json& body, std::shared_ptr<Responde
     }
     if (auto e = prepare_prompt(req.gen, &p)) return responder->send(error_response(*e));
     if (req.gen.echo) {
-      p.echo_text = in.text ? *in.text
-                            : (tokenizer_ ? tokenizer_->decode(p.token_ids,
-                                                               req.gen.params.skip_special_tokens)
-                                          : std::string());
+      p.echo_text =
+          in.text
+              ? *in.text
+              : (tokenizer_ ? tokenizer_->decode(p.token_ids, req.gen.params.skip_special_tokens)
+                            : std::string());
     }
     spec.prompts.push_back(std::move(p));
   }
@@ -297,12 +299,14 @@ void OpenAiService::handle_chat(const Json& body, std::shared_ptr<Responder> res
   ChatCompletionRequest& req = std::get<ChatCompletionRequest>(parsed);
   if (auto e = check_model(req.gen.model)) return responder->send(error_response(*e));
   if (!tokenizer_) {
-    return responder->send(error_response(bad_request("This model has no tokenizer; use "
-                                                      "/v1/completions with token ids.")));
+    return responder->send(
+        error_response(bad_request("This model has no tokenizer; use "
+                                   "/v1/completions with token ids.")));
   }
   auto text = render_chat(req.messages, req.add_generation_prompt, req.continue_final_message,
                           req.chat_template, req.chat_template_kwargs, req.tools);
-  if (!text.ok()) return responder->send(error_response(bad_request(std::string(text.status().message()))));
+  if (!text.ok())
+    return responder->send(error_response(bad_request(std::string(text.status().message()))));
   JobSpec spec = base_spec(req.gen, job_context_, JobKind::kChat);
   spec.logprobs = req.logprobs;
   spec.num_top_logprobs = req.top_logprobs;
@@ -330,10 +334,10 @@ HttpResponse OpenAiService::handle_tokenize(const Json& body) const {
   if (!tokenizer_) return error_response(bad_request("This model has no tokenizer."));
   std::string text = req.prompt;
   if (req.is_chat) {
-    auto rendered = render_chat(req.messages, req.add_generation_prompt,
-                                req.continue_final_message, req.chat_template,
-                                req.chat_template_kwargs, req.tools);
-    if (!rendered.ok()) return error_response(bad_request(std::string(rendered.status().message())));
+    auto rendered = render_chat(req.messages, req.add_generation_prompt, req.continue_final_message,
+                                req.chat_template, req.chat_template_kwargs, req.tools);
+    if (!rendered.ok())
+      return error_response(bad_request(std::string(rendered.status().message())));
     text = std::move(*rendered);
   }
   const std::vector<int32_t> ids = tokenizer_->encode(text, req.add_special_tokens);
@@ -359,7 +363,8 @@ HttpResponse OpenAiService::handle_detokenize(const Json& body) const {
     e->param = "tokens";
     return error_response(*e);
   }
-  return json_response(Json{{"prompt", tokenizer_->decode(req.tokens, /*skip_special_tokens=*/false)}});
+  return json_response(
+      Json{{"prompt", tokenizer_->decode(req.tokens, /*skip_special_tokens=*/false)}});
 }
 
 }  // namespace moeserve::server

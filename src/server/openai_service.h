@@ -15,10 +15,10 @@
 #include <string>
 #include <vector>
 
-#include "model/config.h"  // before llm_engine.h, which uses ModelConfig
 #include "engine/llm_engine.h"
 #include "engine/sampling_params.h"
 #include "model/chat_template.h"
+#include "model/config.h"  // before llm_engine.h, which uses ModelConfig
 #include "model/tokenizer.h"
 #include "server/generation_job.h"
 #include "server/http_server.h"
@@ -41,9 +41,10 @@ class OpenAiService final : public HttpHandler {
  public:
   // `engine` and `metrics` must outlive the service; `tokenizer` may be null (token-id
   // prompts only). Fails when the tokenizer's chat template does not parse.
-  static StatusOr<std::unique_ptr<OpenAiService>> create(
-      ServiceConfig config, engine::LlmEngine* engine,
-      std::shared_ptr<const Tokenizer> tokenizer, ServerMetrics* metrics);
+  static StatusOr<std::unique_ptr<OpenAiService>> create(ServiceConfig config,
+                                                         engine::LlmEngine* engine,
+                                                         std::shared_ptr<const Tokenizer> tokenizer,
+                                                         ServerMetrics* metrics);
 
   void handle(HttpRequest request, std::shared_ptr<Responder> responder) override;
 

@@ -19,10 +19,10 @@ constexpr int kMaxJsonDepth = 256;
 
 using MaybeError = std::optional<ApiError>;
 
-#define MS_API_TRY(expr)            \
-  do {                              \
-    MaybeError _ms_err = (expr);    \
-    if (_ms_err) return *_ms_err;   \
+#define MS_API_TRY(expr)          \
+  do {                            \
+    MaybeError _ms_err = (expr);  \
+    if (_ms_err) return *_ms_err; \
   } while (0)
 
 std::string short_dump(const Json& v) {
@@ -38,8 +38,8 @@ ApiError type_error(absl::string_view field, absl::string_view expected, const J
 
 // Integer value of a JSON number that is integral and within [lo, hi]; clamps instead of
 // failing when `clamp` is set (for limits that are min()-ed later anyway).
-MaybeError read_integer(absl::string_view field, const Json& v, int64_t lo, int64_t hi,
-                        bool clamp, int64_t* out) {
+MaybeError read_integer(absl::string_view field, const Json& v, int64_t lo, int64_t hi, bool clamp,
+                        int64_t* out) {
   if (v.is_number_unsigned()) {
     const uint64_t u = v.get<uint64_t>();
     if (u > static_cast<uint64_t>(hi)) {
@@ -60,9 +60,9 @@ MaybeError read_integer(absl::string_view field, const Json& v, int64_t lo, int6
     }
     if (d >= 9.2e18 || d <= -9.2e18) {
       if (!clamp) {
-        return bad_request(absl::StrCat(field, ": Input should be a valid integer in range, got ",
-                                        short_dump(v)),
-                           std::string(field));
+        return bad_request(
+            absl::StrCat(field, ": Input should be a valid integer in range, got ", short_dump(v)),
+            std::string(field));
       }
       *out = d > 0 ? hi : lo;
       return std::nullopt;
@@ -76,10 +76,11 @@ MaybeError read_integer(absl::string_view field, const Json& v, int64_t lo, int6
       *out = *out < lo ? lo : hi;
       return std::nullopt;
     }
-    return bad_request(absl::StrCat(field, ": Input should be ",
-                                    *out < lo ? "greater than or equal to " : "less than or equal to ",
-                                    *out < lo ? lo : hi),
-                       std::string(field));
+    return bad_request(
+        absl::StrCat(field, ": Input should be ",
+                     *out < lo ? "greater than or equal to " : "less than or equal to ",
+                     *out < lo ? lo : hi),
+        std::string(field));
   }
   return std::nullopt;
 }
@@ -283,8 +284,9 @@ MaybeError parse_prompt(const Json& body, std::vector<PromptInput>* prompts) {
     prompts->push_back(PromptInput{p.get<std::string>(), {}});
     return std::nullopt;
   }
-  const char* kExpected = "a string, a list of strings, a list of token ids or a list of lists "
-                          "of token ids";
+  const char* kExpected =
+      "a string, a list of strings, a list of token ids or a list of lists "
+      "of token ids";
   if (!p.is_array()) return type_error("prompt", kExpected, p);
   if (p.empty()) return bad_request(kEmpty, "prompt");
   if (p[0].is_string()) {
@@ -381,8 +383,8 @@ static int json_depth(std::string_view body) {
 
 ApiResult<Json> parse_json_body(std::string_view body) {
   if (json_depth(body) > kMaxJsonDepth) {
-    return bad_request(absl::StrCat("The request body nests JSON deeper than ", kMaxJsonDepth,
-                                    " levels."));
+    return bad_request(
+        absl::StrCat("The request body nests JSON deeper than ", kMaxJsonDepth, " levels."));
   }
   Json j = Json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) {

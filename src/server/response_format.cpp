@@ -9,11 +9,11 @@
 namespace moeserve::server {
 
 std::string random_id(std::string_view prefix) {
-  thread_local std::mt19937_64 rng(std::random_device{}() ^
-                                   static_cast<uint64_t>(std::chrono::steady_clock::now()
-                                                             .time_since_epoch()
-                                                             .count()));
-  return absl::StrCat(std::string(prefix), absl::Hex(rng(), absl::kZeroPad16), absl::Hex(rng(), absl::kZeroPad16));
+  thread_local std::mt19937_64 rng(
+      std::random_device{}() ^
+      static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()));
+  return absl::StrCat(std::string(prefix), absl::Hex(rng(), absl::kZeroPad16),
+                      absl::Hex(rng(), absl::kZeroPad16));
 }
 
 int64_t unix_seconds() {
@@ -22,7 +22,9 @@ int64_t unix_seconds() {
       .count();
 }
 
-double finite_logprob(double lp) { return std::isfinite(lp) ? lp : -9999.0; }
+double finite_logprob(double lp) {
+  return std::isfinite(lp) ? lp : -9999.0;
+}
 
 std::string token_string(const Tokenizer* tokenizer, int32_t id) {
   if (tokenizer == nullptr) return absl::StrCat("token_id:", id);
@@ -83,8 +85,8 @@ namespace {
 
 Json bytes_of(const Tokenizer* tokenizer, int32_t id) {
   Json b = Json::array();
-  const std::string s = tokenizer ? std::string(tokenizer->token_bytes(id))
-                                  : absl::StrCat("token_id:", id);
+  const std::string s =
+      tokenizer ? std::string(tokenizer->token_bytes(id)) : absl::StrCat("token_id:", id);
   for (unsigned char c : s) b.push_back(static_cast<int>(c));
   return b;
 }

@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "model/config.h"  // before llm_engine.h, which uses ModelConfig
 #include "engine/llm_engine.h"
+#include "model/config.h"  // before llm_engine.h, which uses ModelConfig
 #include "model/tokenizer.h"
 #include "server/protocol.h"
 

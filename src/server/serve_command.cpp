@@ -46,15 +46,18 @@ int serve_main(int argc, char** argv) {
   std::optional<int64_t> max_waiting;
   bool prefix_on = false, prefix_off = false;
   int64_t seed = -1;
-  app.add_option("MODEL", model, std::string("Hugging Face checkpoint directory (default ") +
-                                     kDefaultServeModel + ")");
+  app.add_option(
+      "MODEL", model,
+      std::string("Hugging Face checkpoint directory (default ") + kDefaultServeModel + ")");
   app.add_option("--host", o.host, "address to listen on (default 127.0.0.1; 0.0.0.0 for all)");
   app.add_option("--port", o.port, "port (default 8000)");
   app.add_option("--served-model-name", o.served_model_names,
                  "model name(s) in the API; the first is used in responses and metrics")
       ->expected(1, -1);
-  app.add_option("--api-key", o.api_key, "require `Authorization: Bearer KEY` on /v1 (or VLLM_API_KEY)");
-  app.add_option("--max-model-len", max_model_len, "context length: prompt + output (1k, 1K, 25.6k)");
+  app.add_option("--api-key", o.api_key,
+                 "require `Authorization: Bearer KEY` on /v1 (or VLLM_API_KEY)");
+  app.add_option("--max-model-len", max_model_len,
+                 "context length: prompt + output (1k, 1K, 25.6k)");
   app.add_option("--max-num-seqs", o.max_num_seqs, "requests running at once (default 256)")
       ->check(CLI::Range(1, 1 << 20));
   app.add_option("--max-num-batched-tokens", max_batched, "token budget per step (default 2048)");
@@ -68,7 +71,8 @@ int serve_main(int argc, char** argv) {
                  "KV cache size (e.g. 4GiB; default a quarter of free memory, at most 4 GiB)");
   app.add_option("--num-gpu-blocks-override", o.num_kv_blocks, "KV blocks, overriding the size");
   app.add_option("--generation-config", o.generation_config, "auto | vllm | FOLDER");
-  app.add_option("--override-generation-config", override_gen, "JSON merged over generation_config");
+  app.add_option("--override-generation-config", override_gen,
+                 "JSON merged over generation_config");
   app.add_flag("--enable-prompt-tokens-details", o.enable_prompt_tokens_details,
                "report usage.prompt_tokens_details.cached_tokens");
   app.add_flag("--enable-force-include-usage", o.enable_force_include_usage,

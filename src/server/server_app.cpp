@@ -10,6 +10,7 @@
 #include "core/logging.h"
 #include "engine/block_hash.h"
 #include "model/deepseek.h"
+#include "model/latent_cache.h"
 #include "model/tokenizer.h"
 
 namespace moeserve::server {
@@ -45,10 +46,11 @@ StatusOr<std::unique_ptr<ServerApp>> ServerApp::start(const ServeOptions& o) {
   } else {
     return tok.status();
   }
-  nlohmann::json overrides =
-      o.override_generation_config.is_null() ? nlohmann::json::object() : o.override_generation_config;
-  MS_ASSIGN_OR_RETURN(engine::GenerationDefaults defaults,
-                      engine::GenerationDefaults::load(o.generation_config, o.model_dir, overrides));
+  nlohmann::json overrides = o.override_generation_config.is_null() ? nlohmann::json::object()
+                                                                    : o.override_generation_config;
+  MS_ASSIGN_OR_RETURN(
+      engine::GenerationDefaults defaults,
+      engine::GenerationDefaults::load(o.generation_config, o.model_dir, overrides));
 
   engine::EngineConfig ec;
   ec.scheduler.max_model_len = o.max_model_len;
@@ -60,8 +62,17 @@ StatusOr<std::unique_ptr<ServerApp>> ServerApp::start(const ServeOptions& o) {
   ec.cache.enable_prefix_caching = o.enable_prefix_caching;
   MS_ASSIGN_OR_RETURN(ec.cache.hash_algo, engine::parse_hash_algo(o.prefix_caching_hash_algo));
   ec.cache.num_blocks = o.num_kv_blocks;
-  ec.kv_cache_memory_bytes =
-      o.kv_cache_memory_bytes > 0 ? o.kv_cache_memory_bytes : default_kv_cache_memory();
+  ec.kv_cache_memory_bytes = o.kv_cache_memory_bytes;
+  if (ec.kv_cache_memory_bytes <= 0) {
+    // Default: a share of free memory, but no more than max_num_seqs full-length sequences
+    // need (a small model would otherwise zero gigabytes it can never use).
+    const ModelConfig& mc = model->config();
+    const int64_t len = o.max_model_len > 0 ? o.max_model_len : mc.max_position_embeddings;
+    const int64_t per_block =
+        LatentCache::bytes_per_block(mc.num_hidden_layers, o.block_size, model->cache_entry_dim());
+    const int64_t blocks = int64_t{o.max_num_seqs} * ((len + o.block_size - 1) / o.block_size) + 1;
+    ec.kv_cache_memory_bytes = std::min(default_kv_cache_memory(), blocks * per_block);
+  }
   ec.sampler_seed = o.seed;
   MS_ASSIGN_OR_RETURN(app->engine_, engine::LlmEngine::create(ec, std::move(model), tokenizer));
   const engine::EngineConfig& final_config = app->engine_->config();
@@ -79,12 +90,13 @@ StatusOr<std::unique_ptr<ServerApp>> ServerApp::start(const ServeOptions& o) {
   cache.block_size = final_config.cache.block_size;
   cache.num_gpu_blocks = final_config.cache.num_blocks - 1;
   cache.enable_prefix_caching = final_config.cache.enable_prefix_caching;
-  cache.prefix_caching_hash_algo = std::string(engine::hash_algo_name(final_config.cache.hash_algo));
+  cache.prefix_caching_hash_algo =
+      std::string(engine::hash_algo_name(final_config.cache.hash_algo));
   cache.kv_cache_memory_bytes = final_config.kv_cache_memory_bytes;
   app->metrics_ = std::make_unique<ServerMetrics>(sc.served_model_names.front(),
                                                   app->engine_->max_model_len(), cache);
-  MS_ASSIGN_OR_RETURN(app->service_, OpenAiService::create(sc, app->engine_.get(), tokenizer,
-                                                           app->metrics_.get()));
+  MS_ASSIGN_OR_RETURN(
+      app->service_, OpenAiService::create(sc, app->engine_.get(), tokenizer, app->metrics_.get()));
   HttpServerOptions ho = o.http;
   ho.host = o.host;
   ho.port = o.port;

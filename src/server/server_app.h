@@ -22,7 +22,7 @@ namespace moeserve::server {
 struct ServeOptions {
   std::string model_dir;
   std::string host = "127.0.0.1";
-  uint16_t port = 8000;  // 0: ephemeral
+  uint16_t port = 8000;                         // 0: ephemeral
   std::vector<std::string> served_model_names;  // empty: the model path
   std::optional<std::string> api_key;
   int32_t max_model_len = 0;  // 0: the model's max_position_embeddings

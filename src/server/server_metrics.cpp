@@ -16,14 +16,13 @@ std::vector<double> buckets_1_2_5(int64_t max_value) {
 
 namespace {
 
-const std::vector<double> kTtftBuckets = {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1,
-                                          0.25,  0.5,   0.75, 1.0,  2.5,  5.0,  7.5,  10.0,
+const std::vector<double> kTtftBuckets = {0.001, 0.005, 0.01, 0.02,  0.04,  0.06,  0.08, 0.1,
+                                          0.25,  0.5,   0.75, 1.0,   2.5,   5.0,   7.5,  10.0,
                                           20.0,  40.0,  80.0, 160.0, 640.0, 2560.0};
-const std::vector<double> kItlBuckets = {0.01, 0.025, 0.05, 0.075, 0.1,  0.15, 0.2,
-                                         0.3,  0.4,   0.5,  0.75,  1.0,  2.5,  5.0,
-                                         7.5,  10.0,  20.0, 40.0,  80.0};
-const std::vector<double> kLatencyBuckets = {0.3,  0.5,  0.8,  1.0,   1.5,   2.0,   2.5,
-                                             5.0,  10.0, 15.0, 20.0,  30.0,  40.0,  50.0,
+const std::vector<double> kItlBuckets = {0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2,  0.3,  0.4, 0.5,
+                                         0.75, 1.0,   2.5,  5.0,   7.5, 10.0, 20.0, 40.0, 80.0};
+const std::vector<double> kLatencyBuckets = {0.3,  0.5,   0.8,   1.0,   1.5,   2.0,    2.5,
+                                             5.0,  10.0,  15.0,  20.0,  30.0,  40.0,   50.0,
                                              60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0};
 const std::vector<double> kIterationBuckets = {1,   8,    16,   32,   64,   128,  256,
                                                512, 1024, 2048, 4096, 8192, 16384};
@@ -39,7 +38,8 @@ ServerMetrics::ServerMetrics(std::string model_name, int32_t max_model_len,
   r.add_gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.");
   r.add_counter("vllm:prefix_cache_queries",
                 "Prefix cache queries, in terms of number of queried tokens.");
-  r.add_counter("vllm:prefix_cache_hits", "Prefix cache hits, in terms of number of cached tokens.");
+  r.add_counter("vllm:prefix_cache_hits",
+                "Prefix cache hits, in terms of number of cached tokens.");
   r.add_counter("vllm:num_preemptions", "Cumulative number of preemption from the engine.");
   r.add_counter("vllm:prompt_tokens", "Number of prefill tokens processed.");
   r.add_counter("vllm:generation_tokens", "Number of generation tokens processed.");

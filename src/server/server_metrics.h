@@ -11,23 +11,23 @@
 #include <string>
 #include <vector>
 
-#include "model/config.h"  // before llm_engine.h, which uses ModelConfig
 #include "engine/llm_engine.h"
+#include "model/config.h"  // before llm_engine.h, which uses ModelConfig
 #include "server/metrics_registry.h"
 
 namespace moeserve::server {
 
 // What the server saw of one finished engine request.
 struct RequestRecord {
-  std::string finish_reason;             // "stop" | "length" | "abort" | "error"
-  double e2e_seconds = 0.0;              // arrival → finished
-  std::optional<double> ttft_seconds;    // arrival → first token
+  std::string finish_reason;                // "stop" | "length" | "abort" | "error"
+  double e2e_seconds = 0.0;                 // arrival → finished
+  std::optional<double> ttft_seconds;       // arrival → first token
   std::vector<double> inter_token_seconds;  // between successive outputs with tokens
   int32_t num_prompt_tokens = 0;
   int32_t num_generation_tokens = 0;
-  int32_t max_tokens = 0;                // the resolved max_tokens parameter
-  int32_t n = 1;                         // the request's n (once per HTTP request)
-  bool count_params = true;              // observe n/max_tokens (first choice only)
+  int32_t max_tokens = 0;    // the resolved max_tokens parameter
+  int32_t n = 1;             // the request's n (once per HTTP request)
+  bool count_params = true;  // observe n/max_tokens (first choice only)
 };
 
 // Labels of vllm:cache_config_info.

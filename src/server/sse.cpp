@@ -19,6 +19,8 @@ std::string sse_event(const nlohmann::ordered_json& payload) {
   return sse_data(dump_json(payload));
 }
 
-std::string sse_done() { return "data: [DONE]\n\n"; }
+std::string sse_done() {
+  return "data: [DONE]\n\n";
+}
 
 }  // namespace moeserve::server

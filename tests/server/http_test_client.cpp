@@ -82,7 +82,8 @@ ClientResponse parse_response(const std::string& raw) {
     }
   } else {
     auto cl = r.headers.find("content-length");
-    r.body = cl == r.headers.end() ? rest : rest.substr(0, std::strtoul(cl->second.c_str(), nullptr, 10));
+    r.body = cl == r.headers.end() ? rest
+                                   : rest.substr(0, std::strtoul(cl->second.c_str(), nullptr, 10));
   }
   return r;
 }
@@ -95,7 +96,8 @@ ClientResponse http_request(uint16_t port, const std::string& method, const std:
   std::string req = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
   for (const auto& [k, v] : headers) req += k + ": " + v + "\r\n";
   if (!body.empty() || method == "POST") {
-    req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+    req +=
+        "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
   }
   req += "\r\n" + body;
   ClientResponse r;

@@ -12,7 +12,7 @@ namespace moeserve::server::testing {
 struct ClientResponse {
   int status = 0;  // 0: no parsable response (connection closed or timed out)
   std::map<std::string, std::string> headers;  // lowercase names
-  std::string body;                           // de-chunked
+  std::string body;                            // de-chunked
   bool chunked = false;
 };
 

@@ -5,7 +5,9 @@
 namespace moeserve::server {
 namespace {
 
-Json parse(const std::string& s) { return Json::parse(s); }
+Json parse(const std::string& s) {
+  return Json::parse(s);
+}
 
 template <typename T>
 ApiError error_of(const ApiResult<T>& r) {
@@ -15,7 +17,8 @@ ApiError error_of(const ApiResult<T>& r) {
 }
 
 TEST(ParseJsonBody, RejectsNonJsonAndNonObjects) {
-  for (const char* body : {"", "{", "not json", "[1,2]", "12", "\"x\"", "{\"a\":1,}", "{\"a\":\xff}"}) {
+  for (const char* body :
+       {"", "{", "not json", "[1,2]", "12", "\"x\"", "{\"a\":1,}", "{\"a\":\xff}"}) {
     auto r = parse_json_body(body);
     ASSERT_TRUE(std::holds_alternative<ApiError>(r)) << body;
     EXPECT_EQ(std::get<ApiError>(r).status, 400);
@@ -94,8 +97,7 @@ TEST_P(CompletionValidation, Rejects400) {
   const ApiError& e = std::get<ApiError>(r);
   EXPECT_EQ(e.status, 400);
   EXPECT_EQ(e.type, "BadRequestError");
-  EXPECT_NE(e.message.find(GetParam().message_part), std::string::npos)
-      << "got: " << e.message;
+  EXPECT_NE(e.message.find(GetParam().message_part), std::string::npos) << "got: " << e.message;
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -113,33 +115,47 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{R"({"prompt":"x","n":0})", "n must be at least 1, got 0."},
         BadCase{R"({"prompt":"x","n":"2"})", "n: Input should be a valid integer"},
         BadCase{R"({"prompt":"x","n":1e300})", "n: Input should be"},
-        BadCase{R"({"prompt":"x","temperature":-1})", "temperature must be non-negative, got -1.0."},
-        BadCase{R"({"prompt":"x","temperature":"hot"})", "temperature: Input should be a valid number"},
+        BadCase{R"({"prompt":"x","temperature":-1})",
+                "temperature must be non-negative, got -1.0."},
+        BadCase{R"({"prompt":"x","temperature":"hot"})",
+                "temperature: Input should be a valid number"},
         BadCase{R"({"prompt":"x","top_p":0})", "top_p must be in (0, 1], got 0.0."},
         BadCase{R"({"prompt":"x","top_p":1.5})", "top_p must be in (0, 1], got 1.5."},
-        BadCase{R"({"prompt":"x","top_k":-2})", "top_k must be 0 (disable), or at least 1, got -2."},
+        BadCase{R"({"prompt":"x","top_k":-2})",
+                "top_k must be 0 (disable), or at least 1, got -2."},
         BadCase{R"({"prompt":"x","min_p":2})", "min_p must be in [0, 1], got 2.0."},
-        BadCase{R"({"prompt":"x","presence_penalty":3})", "presence_penalty must be in [-2, 2], got 3.0."},
+        BadCase{R"({"prompt":"x","presence_penalty":3})",
+                "presence_penalty must be in [-2, 2], got 3.0."},
         BadCase{R"({"prompt":"x","frequency_penalty":-3})", "frequency_penalty must be in [-2, 2]"},
-        BadCase{R"({"prompt":"x","repetition_penalty":0})", "repetition_penalty must be greater than zero"},
+        BadCase{R"({"prompt":"x","repetition_penalty":0})",
+                "repetition_penalty must be greater than zero"},
         BadCase{R"({"prompt":"x","max_tokens":0})", "max_tokens must be at least 1, got 0."},
-        BadCase{R"({"prompt":"x","max_tokens":"10"})", "max_tokens: Input should be a valid integer"},
-        BadCase{R"({"prompt":"x","min_tokens":-1})", "min_tokens must be greater than or equal to 0"},
-        BadCase{R"({"prompt":"x","min_tokens":20,"max_tokens":5})", "min_tokens must be less than or equal to max_tokens=5, got 20."},
+        BadCase{R"({"prompt":"x","max_tokens":"10"})",
+                "max_tokens: Input should be a valid integer"},
+        BadCase{R"({"prompt":"x","min_tokens":-1})",
+                "min_tokens must be greater than or equal to 0"},
+        BadCase{R"({"prompt":"x","min_tokens":20,"max_tokens":5})",
+                "min_tokens must be less than or equal to max_tokens=5, got 20."},
         BadCase{R"({"prompt":"x","logprobs":-2})", "logprobs must be non-negative or -1"},
         BadCase{R"({"prompt":"x","seed":1e30})", "seed"},
         BadCase{R"({"prompt":"x","seed":18446744073709551615})", "seed"},
         BadCase{R"({"prompt":"x","stop":5})", "stop: Input should be"},
         BadCase{R"({"prompt":"x","stop":["a",1]})", "stop: Input should be"},
         BadCase{R"({"prompt":"x","stop_token_ids":[-5]})", "stop_token_ids"},
-        BadCase{R"({"prompt":"x","ignore_eos":"yes"})", "ignore_eos: Input should be a valid boolean"},
+        BadCase{R"({"prompt":"x","ignore_eos":"yes"})",
+                "ignore_eos: Input should be a valid boolean"},
         BadCase{R"({"prompt":"x","stream":1})", "stream: Input should be a valid boolean"},
-        BadCase{R"({"prompt":"x","stream_options":{"include_usage":true}})", "Stream options can only be defined when `stream=True`."},
-        BadCase{R"({"prompt":"x","stream":false,"stream_options":{}})", "Stream options can only be defined when `stream=True`."},
-        BadCase{R"({"prompt":"x","stream":true,"stream_options":{"include_usage":"y"}})", "include_usage"},
+        BadCase{R"({"prompt":"x","stream_options":{"include_usage":true}})",
+                "Stream options can only be defined when `stream=True`."},
+        BadCase{R"({"prompt":"x","stream":false,"stream_options":{}})",
+                "Stream options can only be defined when `stream=True`."},
+        BadCase{R"({"prompt":"x","stream":true,"stream_options":{"include_usage":"y"}})",
+                "include_usage"},
         BadCase{R"({"prompt":"x","suffix":"s"})", "suffix is not currently supported"},
-        BadCase{R"({"prompt":"x","cache_salt":""})", "Parameter 'cache_salt' must be a non-empty string if provided."},
-        BadCase{R"({"prompt":"x","stream":true,"prompt_logprobs":1})", "`prompt_logprobs` are not available when `stream=True`."},
+        BadCase{R"({"prompt":"x","cache_salt":""})",
+                "Parameter 'cache_salt' must be a non-empty string if provided."},
+        BadCase{R"({"prompt":"x","stream":true,"prompt_logprobs":1})",
+                "`prompt_logprobs` are not available when `stream=True`."},
         BadCase{R"({"prompt":"x","logit_bias":{"1":5}})", "logit_bias is not supported"},
         BadCase{R"({"prompt":"x","model":5})", "model: Input should be a valid string"}));
 
@@ -183,13 +199,21 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{R"({"messages":[1]})", "messages[0]: Input should be a valid dictionary"},
         BadCase{R"({"messages":[{"content":"x"}]})", "messages[0].role"},
         BadCase{R"({"messages":[{"role":"user","content":5}]})", "messages[0].content"},
-        BadCase{R"({"messages":[{"role":"user","content":[{"type":"image_url","image_url":{}}]}]})", "Unsupported content part type: image_url"},
-        BadCase{R"({"messages":[{"role":"user","content":"x"}],"add_generation_prompt":true,"continue_final_message":true})", "Cannot set both `continue_final_message` and `add_generation_prompt` to True."},
-        BadCase{R"({"messages":[{"role":"user","content":"x"}],"top_logprobs":2})", "when using `top_logprobs`, `logprobs` must be set to true."},
-        BadCase{R"({"messages":[{"role":"user","content":"x"}],"logprobs":true,"top_logprobs":-3})", "`top_logprobs` must be a positive value."},
-        BadCase{R"({"messages":[{"role":"user","content":"x"}],"chat_template_kwargs":[1]})", "chat_template_kwargs"},
-        BadCase{R"({"messages":[{"role":"user","content":"x"}],"temperature":-0.5})", "temperature must be non-negative"},
-        BadCase{R"({"messages":[{"role":"user","content":"x"}],"stream_options":{}})", "Stream options can only be defined when `stream=True`."}));
+        BadCase{R"({"messages":[{"role":"user","content":[{"type":"image_url","image_url":{}}]}]})",
+                "Unsupported content part type: image_url"},
+        BadCase{
+            R"({"messages":[{"role":"user","content":"x"}],"add_generation_prompt":true,"continue_final_message":true})",
+            "Cannot set both `continue_final_message` and `add_generation_prompt` to True."},
+        BadCase{R"({"messages":[{"role":"user","content":"x"}],"top_logprobs":2})",
+                "when using `top_logprobs`, `logprobs` must be set to true."},
+        BadCase{R"({"messages":[{"role":"user","content":"x"}],"logprobs":true,"top_logprobs":-3})",
+                "`top_logprobs` must be a positive value."},
+        BadCase{R"({"messages":[{"role":"user","content":"x"}],"chat_template_kwargs":[1]})",
+                "chat_template_kwargs"},
+        BadCase{R"({"messages":[{"role":"user","content":"x"}],"temperature":-0.5})",
+                "temperature must be non-negative"},
+        BadCase{R"({"messages":[{"role":"user","content":"x"}],"stream_options":{}})",
+                "Stream options can only be defined when `stream=True`."}));
 
 TEST(TokenizeRequest, PromptOrMessages) {
   auto r = parse_tokenize_request(parse(R"({"prompt":"abc","return_token_strs":true})"));

@@ -57,10 +57,18 @@ int main(int argc, char** argv) {
     for (int e = 0; e < edits && !s.empty(); ++e) {
       const size_t pos = rng() % s.size();
       switch (rng() % 4) {
-        case 0: s[pos] = alphabet[rng() % alphabet.size()]; break;
-        case 1: s.insert(pos, 1, alphabet[rng() % alphabet.size()]); break;
-        case 2: s.erase(pos, 1 + rng() % 4); break;
-        default: s = s.substr(0, pos); break;
+        case 0:
+          s[pos] = alphabet[rng() % alphabet.size()];
+          break;
+        case 1:
+          s.insert(pos, 1, alphabet[rng() % alphabet.size()]);
+          break;
+        case 2:
+          s.erase(pos, 1 + rng() % 4);
+          break;
+        default:
+          s = s.substr(0, pos);
+          break;
       }
     }
     run(s);

@@ -131,8 +131,10 @@ TEST_F(ServerE2E, HealthVersionModels) {
   EXPECT_EQ(m["data"][0]["root"], tiny_model());
   EXPECT_EQ(m["data"][0]["permission"][0]["object"], "model_permission");
   EXPECT_EQ(http_request(app_->port(), "GET", "/nope").status, 404);
-  EXPECT_EQ(http_request(app_->port(), "GET", "/v1/completions",
-                         "", {{"Authorization", std::string("Bearer ") + kKey}}).status, 405);
+  EXPECT_EQ(http_request(app_->port(), "GET", "/v1/completions", "",
+                         {{"Authorization", std::string("Bearer ") + kKey}})
+                .status,
+            405);
 }
 
 TEST_F(ServerE2E, AuthGuardsV1Only) {
@@ -146,8 +148,10 @@ TEST_F(ServerE2E, AuthGuardsV1Only) {
 }
 
 TEST_F(ServerE2E, CompletionStringPrompt) {
-  ClientResponse r = post("/v1/completions", {{"model", kName}, {"prompt", "hello world"},
-                                              {"max_tokens", 5}, {"ignore_eos", true},
+  ClientResponse r = post("/v1/completions", {{"model", kName},
+                                              {"prompt", "hello world"},
+                                              {"max_tokens", 5},
+                                              {"ignore_eos", true},
                                               {"temperature", 0}});
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(r.headers["content-type"], "application/json");
@@ -164,38 +168,45 @@ TEST_F(ServerE2E, CompletionStringPrompt) {
   EXPECT_TRUE(j["choices"][0]["logprobs"].is_null());
   EXPECT_EQ(j["usage"]["completion_tokens"], 5);
   EXPECT_GT(j["usage"]["prompt_tokens"].get<int>(), 0);
-  EXPECT_EQ(j["usage"]["total_tokens"].get<int>(),
-            j["usage"]["prompt_tokens"].get<int>() + 5);
+  EXPECT_EQ(j["usage"]["total_tokens"].get<int>(), j["usage"]["prompt_tokens"].get<int>() + 5);
   EXPECT_TRUE(j["usage"]["prompt_tokens_details"].contains("cached_tokens"));
 }
 
 TEST_F(ServerE2E, CompletionTokenIdsListsAndN) {
-  json j = body_json(post("/v1/completions", {{"prompt", json::array({json::array({5, 6, 7}),
-                                                                      json::array({8, 9})})},
-                                              {"n", 2}, {"max_tokens", 3}, {"ignore_eos", true},
-                                              {"seed", 11}}));
+  json j = body_json(post("/v1/completions",
+                          {{"prompt", json::array({json::array({5, 6, 7}), json::array({8, 9})})},
+                           {"n", 2},
+                           {"max_tokens", 3},
+                           {"ignore_eos", true},
+                           {"seed", 11}}));
   ASSERT_EQ(j["choices"].size(), 4u) << j;
   for (int i = 0; i < 4; ++i) EXPECT_EQ(j["choices"][i]["index"], i);
-  EXPECT_EQ(j["usage"]["prompt_tokens"], 5);   // each prompt once
+  EXPECT_EQ(j["usage"]["prompt_tokens"], 5);  // each prompt once
   EXPECT_EQ(j["usage"]["completion_tokens"], 12);
   // Seeded sampling is reproducible: the same request gives the same texts.
-  json again = body_json(post("/v1/completions", {{"prompt", json::array({json::array({5, 6, 7}),
-                                                                          json::array({8, 9})})},
-                                                  {"n", 2}, {"max_tokens", 3}, {"ignore_eos", true},
-                                                  {"seed", 11}}));
+  json again = body_json(post(
+      "/v1/completions", {{"prompt", json::array({json::array({5, 6, 7}), json::array({8, 9})})},
+                          {"n", 2},
+                          {"max_tokens", 3},
+                          {"ignore_eos", true},
+                          {"seed", 11}}));
   for (int i = 0; i < 4; ++i) EXPECT_EQ(j["choices"][i]["text"], again["choices"][i]["text"]);
-  json flat = body_json(post("/v1/completions", {{"prompt", json::array({5, 6, 7})},
-                                                 {"max_tokens", 2}, {"ignore_eos", true}}));
+  json flat = body_json(
+      post("/v1/completions",
+           {{"prompt", json::array({5, 6, 7})}, {"max_tokens", 2}, {"ignore_eos", true}}));
   ASSERT_EQ(flat["choices"].size(), 1u);
   EXPECT_EQ(flat["usage"]["prompt_tokens"], 3);
-  json strs = body_json(post("/v1/completions", {{"prompt", json::array({"a b", "c"})},
-                                                 {"max_tokens", 2}, {"ignore_eos", true}}));
+  json strs = body_json(
+      post("/v1/completions",
+           {{"prompt", json::array({"a b", "c"})}, {"max_tokens", 2}, {"ignore_eos", true}}));
   EXPECT_EQ(strs["choices"].size(), 2u);
 }
 
 TEST_F(ServerE2E, CompletionLogprobsAndEcho) {
-  json j = body_json(post("/v1/completions", {{"prompt", "abc"}, {"max_tokens", 4},
-                                              {"ignore_eos", true}, {"logprobs", 2},
+  json j = body_json(post("/v1/completions", {{"prompt", "abc"},
+                                              {"max_tokens", 4},
+                                              {"ignore_eos", true},
+                                              {"logprobs", 2},
                                               {"temperature", 0}}));
   const json& lp = j["choices"][0]["logprobs"];
   ASSERT_TRUE(lp.is_object()) << j;
@@ -213,19 +224,21 @@ TEST_F(ServerE2E, CompletionLogprobsAndEcho) {
     EXPECT_NEAR(lp["token_logprobs"][i].get<double>(), best, 1e-4);
   }
   EXPECT_EQ(lp["text_offset"][0], 0);
-  json echo = body_json(post("/v1/completions", {{"prompt", "abc"}, {"max_tokens", 2},
-                                                 {"ignore_eos", true}, {"echo", true}}));
+  json echo =
+      body_json(post("/v1/completions",
+                     {{"prompt", "abc"}, {"max_tokens", 2}, {"ignore_eos", true}, {"echo", true}}));
   EXPECT_EQ(echo["choices"][0]["text"].get<std::string>().rfind("abc", 0), 0u);
 }
 
 TEST_F(ServerE2E, StopStrings) {
-  const json base = {{"prompt", "the"}, {"max_tokens", 24}, {"ignore_eos", true},
-                     {"temperature", 0}};
+  const json base = {
+      {"prompt", "the"}, {"max_tokens", 24}, {"ignore_eos", true}, {"temperature", 0}};
   const std::string full = body_json(post("/v1/completions", base))["choices"][0]["text"];
   // A two-byte ASCII stop string from the middle of the greedy output.
   std::string stop;
   for (size_t i = 2; i + 2 <= full.size() && stop.empty(); ++i) {
-    if (static_cast<unsigned char>(full[i]) < 0x80 && static_cast<unsigned char>(full[i + 1]) < 0x80) {
+    if (static_cast<unsigned char>(full[i]) < 0x80 &&
+        static_cast<unsigned char>(full[i + 1]) < 0x80) {
       stop = full.substr(i, 2);
     }
   }
@@ -272,8 +285,11 @@ TEST_F(ServerE2E, CompletionStreamMatchesNonStream) {
 }
 
 TEST_F(ServerE2E, ChatCompletionAndStreamWithUsage) {
-  json req = {{"model", "alias"}, {"messages", {{{"role", "user"}, {"content", "hi there"}}}},
-              {"max_completion_tokens", 6}, {"ignore_eos", true}, {"temperature", 0}};
+  json req = {{"model", "alias"},
+              {"messages", {{{"role", "user"}, {"content", "hi there"}}}},
+              {"max_completion_tokens", 6},
+              {"ignore_eos", true},
+              {"temperature", 0}};
   json j = body_json(post("/v1/chat/completions", req));
   EXPECT_EQ(j["object"], "chat.completion");
   EXPECT_EQ(j["id"].get<std::string>().rfind("chatcmpl-", 0), 0u);
@@ -313,10 +329,14 @@ TEST_F(ServerE2E, ChatCompletionAndStreamWithUsage) {
 }
 
 TEST_F(ServerE2E, ChatLogprobsAndContentParts) {
-  json req = {{"messages", {{{"role", "user"},
-                             {"content", {{{"type", "text"}, {"text", "a"}},
-                                          {{"type", "text"}, {"text", "b"}}}}}}},
-              {"max_tokens", 3}, {"ignore_eos", true}, {"logprobs", true}, {"top_logprobs", 2}};
+  json req = {
+      {"messages",
+       {{{"role", "user"},
+         {"content", {{{"type", "text"}, {"text", "a"}}, {{"type", "text"}, {"text", "b"}}}}}}},
+      {"max_tokens", 3},
+      {"ignore_eos", true},
+      {"logprobs", true},
+      {"top_logprobs", 2}};
   json j = body_json(post("/v1/chat/completions", req));
   const json& content = j["choices"][0]["logprobs"]["content"];
   ASSERT_EQ(content.size(), 3u) << j;
@@ -326,31 +346,34 @@ TEST_F(ServerE2E, ChatLogprobsAndContentParts) {
 }
 
 TEST_F(ServerE2E, ErrorShapes) {
-  expect_error(post("/v1/completions", {{"model", "gpt-4"}, {"prompt", "x"}}), 404,
-               "NotFoundError", "The model `gpt-4` does not exist.");
+  expect_error(post("/v1/completions", {{"model", "gpt-4"}, {"prompt", "x"}}), 404, "NotFoundError",
+               "The model `gpt-4` does not exist.");
   expect_error(post("/v1/completions", {{"prompt", "x"}, {"temperature", -1}}), 400,
                "BadRequestError", "temperature must be non-negative");
   expect_error(post("/v1/completions", {{"prompt", "x"}, {"max_tokens", "many"}}), 400,
                "BadRequestError", "max_tokens");
-  expect_error(post("/v1/completions", {{"prompt", "x"}, {"stream_options", {{"include_usage", true}}}}),
-               400, "BadRequestError", "Stream options can only be defined when `stream=True`.");
+  expect_error(
+      post("/v1/completions", {{"prompt", "x"}, {"stream_options", {{"include_usage", true}}}}),
+      400, "BadRequestError", "Stream options can only be defined when `stream=True`.");
   expect_error(post("/v1/completions", {{"prompt", json(std::vector<int>(300, 7))}}), 400,
-               "BadRequestError", "Input length (300) exceeds model's maximum context length (256).");
-  expect_error(post("/v1/completions", {{"prompt", json::array({100000})}}), 400,
-               "BadRequestError", "out of vocabulary");
+               "BadRequestError",
+               "Input length (300) exceeds model's maximum context length (256).");
+  expect_error(post("/v1/completions", {{"prompt", json::array({100000})}}), 400, "BadRequestError",
+               "out of vocabulary");
   expect_error(http_request(app_->port(), "POST", "/v1/completions", "{not json",
                             {{"Authorization", std::string("Bearer ") + kKey}}),
                400, "BadRequestError", "not valid JSON");
-  expect_error(post("/v1/chat/completions", {{"messages", json::array()}}), 400,
-               "BadRequestError", "messages");
+  expect_error(post("/v1/chat/completions", {{"messages", json::array()}}), 400, "BadRequestError",
+               "messages");
   // Unknown fields are ignored.
   EXPECT_EQ(post("/v1/completions", {{"prompt", "x"}, {"max_tokens", 1}, {"frobnicate", 1}}).status,
             200);
 }
 
 TEST_F(ServerE2E, TokenizeRoundTrip) {
-  json t = body_json(post("/tokenize", {{"prompt", "hello world"}, {"add_special_tokens", false},
-                                        {"return_token_strs", true}}));
+  json t = body_json(post(
+      "/tokenize",
+      {{"prompt", "hello world"}, {"add_special_tokens", false}, {"return_token_strs", true}}));
   ASSERT_TRUE(t["tokens"].is_array()) << t;
   EXPECT_EQ(t["count"], t["tokens"].size());
   EXPECT_EQ(t["max_model_len"], 256);
@@ -367,12 +390,11 @@ TEST_F(ServerE2E, MetricsMoveAndIdleCacheIsEmpty) {
   const double gen_before = metric_value(before, "vllm:generation_tokens_total");
   const double ok_before =
       metric_value(before, "vllm:request_success_total", {"finished_reason=\"length\""});
-  ASSERT_EQ(post("/v1/completions", {{"prompt", "m"}, {"max_tokens", 4}, {"ignore_eos", true}})
-                .status,
-            200);
-  ASSERT_TRUE(wait_metrics([&](const std::string& m) {
-    return metric_value(m, "vllm:num_requests_running") == 0.0;
-  }));
+  ASSERT_EQ(
+      post("/v1/completions", {{"prompt", "m"}, {"max_tokens", 4}, {"ignore_eos", true}}).status,
+      200);
+  ASSERT_TRUE(wait_metrics(
+      [&](const std::string& m) { return metric_value(m, "vllm:num_requests_running") == 0.0; }));
   const std::string after = metrics();
   EXPECT_NE(after.find("# TYPE vllm:prompt_tokens_total counter"), std::string::npos);
   EXPECT_NE(after.find("# TYPE vllm:time_to_first_token_seconds histogram"), std::string::npos);
@@ -380,8 +402,8 @@ TEST_F(ServerE2E, MetricsMoveAndIdleCacheIsEmpty) {
   EXPECT_GE(metric_value(after, "vllm:generation_tokens_total"), gen_before + 4);
   EXPECT_EQ(metric_value(after, "vllm:request_success_total", {"finished_reason=\"length\""}),
             ok_before + 1);
-  EXPECT_GT(metric_value(after, "vllm:prompt_tokens_total", {"model_name=\"tiny\"", "engine=\"0\""}),
-            0);
+  EXPECT_GT(
+      metric_value(after, "vllm:prompt_tokens_total", {"model_name=\"tiny\"", "engine=\"0\""}), 0);
   EXPECT_GT(metric_value(after, "vllm:time_to_first_token_seconds_count"), 0);
   EXPECT_GT(metric_value(after, "vllm:e2e_request_latency_seconds_count"), 0);
   EXPECT_EQ(metric_value(after, "vllm:kv_cache_usage_perc"), 0.0);
@@ -406,10 +428,13 @@ TEST_F(ServerE2E, ClientDisconnectMidStreamAbortsTheRequest) {
   int fd = testing::connect_local(app_->port());
   ASSERT_GE(fd, 0);
   const std::string body =
-      json({{"prompt", "long"}, {"max_tokens", 200}, {"ignore_eos", true}, {"stream", true}}).dump();
+      json({{"prompt", "long"}, {"max_tokens", 200}, {"ignore_eos", true}, {"stream", true}})
+          .dump();
   ASSERT_TRUE(testing::send_all(
-      fd, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer test-key\r\n"
-          "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body));
+      fd,
+      "POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer test-key\r\n"
+      "Content-Length: " +
+          std::to_string(body.size()) + "\r\n\r\n" + body));
   std::string got;
   char buf[4096];
   for (int i = 0; i < 1000 && got.find("\"text\"") == std::string::npos; ++i) {
@@ -433,11 +458,14 @@ TEST_F(ServerE2E, KeepAliveServesSeveralRequestsOnOneConnection) {
   int fd = testing::connect_local(app_->port());
   ASSERT_GE(fd, 0);
   std::string req = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
-  ASSERT_TRUE(testing::send_all(fd, req + req + "GET /version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+  ASSERT_TRUE(testing::send_all(
+      fd, req + req + "GET /version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
   const std::string all = testing::read_all(fd);
   ::close(fd);
   size_t count = 0;
-  for (size_t p = all.find("HTTP/1.1 200"); p != std::string::npos; p = all.find("HTTP/1.1 200", p + 1)) ++count;
+  for (size_t p = all.find("HTTP/1.1 200"); p != std::string::npos;
+       p = all.find("HTTP/1.1 200", p + 1))
+    ++count;
   EXPECT_EQ(count, 3u) << all;
   EXPECT_NE(all.find("\"version\""), std::string::npos);
 }
@@ -458,8 +486,11 @@ TEST(ServerOverload, QueueFullGives503WithRetryAfter) {
   for (int i = 0; i < kClients; ++i) {
     int fd = testing::connect_local(port);
     ASSERT_GE(fd, 0);
-    ASSERT_TRUE(testing::send_all(fd, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                                      "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body));
+    ASSERT_TRUE(
+        testing::send_all(fd,
+                          "POST /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                          "Content-Length: " +
+                              std::to_string(body.size()) + "\r\n\r\n" + body));
     fds.push_back(fd);
   }
   int ok = 0, unavailable = 0;

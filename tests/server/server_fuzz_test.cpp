@@ -73,12 +73,26 @@ ServerApp* ServerFuzz::app_ = nullptr;
 
 TEST_F(ServerFuzz, BadBodiesGet400) {
   const std::vector<std::string> bodies = {
-      "", "{", "}", "null", "[]", "\"s\"", "{\"prompt\":}", "{\"prompt\":\"x\",}",
-      "{\"prompt\":\"\xff\xfe\xfd\"}", "{\"prompt\":[1e999]}", "{\"prompt\":\"x\",\"max_tokens\":-5}",
-      "{\"prompt\":\"x\",\"n\":99999999999999999999999}", "{\"prompt\":\"x\",\"temperature\":-1e308}",
-      "{\"prompt\":\"x\",\"top_p\":\"1\"}", "{\"prompt\":[[1,2],[\"a\"]]}", "{\"prompt\":true}",
-      "{\"messages\":[{\"role\":1}]}", "{\"messages\":{\"role\":\"user\"}}",
-      "{\"prompt\":\"x\",\"stop\":[[]]}", "{\"prompt\":\"x\",\"seed\":\"7\"}",
+      "",
+      "{",
+      "}",
+      "null",
+      "[]",
+      "\"s\"",
+      "{\"prompt\":}",
+      "{\"prompt\":\"x\",}",
+      "{\"prompt\":\"\xff\xfe\xfd\"}",
+      "{\"prompt\":[1e999]}",
+      "{\"prompt\":\"x\",\"max_tokens\":-5}",
+      "{\"prompt\":\"x\",\"n\":99999999999999999999999}",
+      "{\"prompt\":\"x\",\"temperature\":-1e308}",
+      "{\"prompt\":\"x\",\"top_p\":\"1\"}",
+      "{\"prompt\":[[1,2],[\"a\"]]}",
+      "{\"prompt\":true}",
+      "{\"messages\":[{\"role\":1}]}",
+      "{\"messages\":{\"role\":\"user\"}}",
+      "{\"prompt\":\"x\",\"stop\":[[]]}",
+      "{\"prompt\":\"x\",\"seed\":\"7\"}",
       std::string(5000, '[') + std::string(5000, ']'),
       "{\"prompt\":\"\\ud800\"}",
   };
@@ -99,17 +113,20 @@ TEST_F(ServerFuzz, BadBodiesGet400) {
 
 TEST_F(ServerFuzz, OversizedAndTruncatedBodies) {
   // Declared larger than the limit: 413 before the body is read.
-  ClientResponse big = raw("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n{");
+  ClientResponse big =
+      raw("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n{");
   EXPECT_EQ(big.status, 413) << big.body;
   // Actually larger than the limit, chunked.
-  std::string chunked = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+  std::string chunked =
+      "POST /v1/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
   const std::string piece(1 << 16, 'a');
   for (int i = 0; i < 20; ++i) chunked += "10000\r\n" + piece + "\r\n";
   chunked += "0\r\n\r\n";
   EXPECT_EQ(raw(chunked).status, 413);
   // Truncated: fewer bytes than Content-Length, then the client half-closes.
-  ClientResponse cut = raw("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"prompt\":",
-                         /*half_close=*/true);
+  ClientResponse cut =
+      raw("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"prompt\":",
+          /*half_close=*/true);
   EXPECT_EQ(cut.status, 0);  // no response, the connection is simply closed
   // Headers that never end: the read timeout closes the connection.
   int fd = testing::connect_local(app_->port(), 10000);
@@ -128,7 +145,9 @@ TEST_F(ServerFuzz, RandomBytesAsHttp) {
       "GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
       post_bytes("/v1/completions", "{\"prompt\":\"hi\",\"max_tokens\":1}"),
       "POST /tokenize HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nabcdef",
-      "GET / HTTP/9.9\r\n\r\n", "\r\n\r\n", "GARBAGE\r\n\r\n",
+      "GET / HTTP/9.9\r\n\r\n",
+      "\r\n\r\n",
+      "GARBAGE\r\n\r\n",
   };
   for (int i = 0; i < 150; ++i) {
     std::string s;
