@@ -7,7 +7,9 @@ bash scripts/install-deps.sh
 JOBS=${JOBS:-2}
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMOESERVE_WERROR=ON
 cmake --build build -j"$JOBS"
-cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DMOESERVE_WERROR=ON \
+# Warnings are already errors in the build above; GCC's sanitizer instrumentation adds
+# false-positive flow warnings at -O2, so this build does not repeat -Werror.
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMOESERVE_WERROR=OFF \
   -DMOESERVE_SANITIZE=ON -DMOESERVE_BUILD_BENCH=OFF
 cmake --build build-asan -j"$JOBS"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1

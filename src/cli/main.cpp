@@ -6,6 +6,7 @@
 #include "cli/commands.h"
 #include "core/logging.h"
 #include "server/serve_command.h"
+#include "router/route_command.h"
 
 namespace {
 
@@ -16,7 +17,10 @@ void usage() {
                "  serve [MODEL]   OpenAI-compatible HTTP server (vLLM's flags)\n"
                "  gen-model OUT   write a random Hugging Face DeepSeek-V2/V3 checkpoint\n"
                "  run MODEL       generate text offline\n"
+               "  route           llm-d-style router in front of moeserve or vLLM engines\n"
                "  bench model     prefill/decode speed against this machine's ceilings\n"
+               "  bench moe       dispatch/combine and MoE-layer speed across ranks\n"
+               "  bench serve     load generator with vllm bench serve's metrics\n"
                "run 'moeserve <command> --help' for its options\n");
 }
 
@@ -34,6 +38,7 @@ int main(int argc, char** argv) {
   if (cmd == "serve") return moeserve::serve_main(argc - 1, argv + 1);
   if (cmd == "run") return moeserve::run_main(argc - 1, argv + 1);
   if (cmd == "bench") return moeserve::bench_main(argc - 1, argv + 1);
+  if (cmd == "route") return moeserve::router::route_main(argc - 1, argv + 1);
   std::fprintf(stderr, "moeserve: unknown command '%s'\n", cmd.c_str());
   usage();
   return 2;

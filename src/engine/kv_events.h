@@ -4,6 +4,10 @@
 //
 // Thread-safety: sinks are called on the engine-loop thread that mutates the BlockPool.
 // KVEventBuffer is not synchronised; drain it on that thread.
+//
+// Batching: the engine calls end_step() once after every engine-loop iteration, so a sink
+// that ships events in batches (vLLM's KVEventBatch per scheduler step) knows where a step
+// ends. Sinks that keep events one by one ignore it.
 #pragma once
 
 #include <cstdint>
@@ -40,6 +44,8 @@ class KVEventSink {
  public:
   virtual ~KVEventSink() = default;
   virtual void publish(KVCacheEvent event) = 0;
+  // The engine step that produced the events published since the last call is over.
+  virtual void end_step() {}
 };
 
 // Collects events until taken (vLLM's BlockPool.take_events()).

@@ -69,6 +69,7 @@ StatusOr<std::unique_ptr<LlmEngine>> LlmEngine::create(EngineConfig config,
                                           config.cache.block_size, model->cache_entry_dim()));
   e->runner_ = std::make_unique<ModelRunner>(model.get(), std::move(cache));
   e->sampler_ = std::make_unique<Sampler>(config.sampler_seed);
+  e->events_ = events;
   e->config_ = config;
   e->model_ = std::move(model);
   e->tokenizer_ = std::move(tokenizer);
@@ -158,13 +159,17 @@ void LlmEngine::loop() {
       }
     }
     if (!drain_inputs()) break;
-    if (!scheduler_->has_unfinished_requests()) continue;
+    if (!scheduler_->has_unfinished_requests()) {
+      end_event_step();
+      continue;
+    }
     Status st;
     try {
       st = step();
     } catch (const std::exception& ex) {
       st = absl::InternalError(absl::StrCat("engine step threw: ", ex.what()));
     }
+    end_event_step();
     if (!st.ok()) {
       MS_LOG_ERROR("engine: {}; failing every request", std::string(st.message()));
       dead_.store(true);
@@ -190,6 +195,7 @@ void LlmEngine::loop() {
     fail(*t, id, "abort", "");
   }
   tracked_.clear();
+  end_event_step();
 }
 
 bool LlmEngine::drain_inputs() {
@@ -279,21 +285,25 @@ Status LlmEngine::step() {
   }
   std::vector<RequestOutput> outs = scheduler_->update_from_output(so, sampled);
   int64_t new_tokens = 0;
+  std::vector<Delivery> deliveries;
   for (const RequestOutput& o : outs) {
     new_tokens += static_cast<int64_t>(o.new_token_ids.size());
     std::vector<TokenLogprobs> l;
     if (auto it = lps.find(o.request_id); it != lps.end() && !o.new_token_ids.empty()) {
       l.push_back(std::move(it->second));
     }
-    emit(o, std::move(l));
+    if (auto d = emit(o, std::move(l))) deliveries.push_back(std::move(*d));
   }
+  // Stats first, so a client that sees its final output also sees the step in stats().
   publish_stats(so, new_tokens);
+  for (Delivery& d : deliveries) d.sink->on_output(std::move(d.output));
   return absl::OkStatus();
 }
 
-void LlmEngine::emit(const RequestOutput& out, std::vector<TokenLogprobs> logprobs) {
+std::optional<LlmEngine::Delivery> LlmEngine::emit(const RequestOutput& out,
+                                                   std::vector<TokenLogprobs> logprobs) {
   auto it = tracked_.find(out.request_id);
-  if (it == tracked_.end()) return;
+  if (it == tracked_.end()) return std::nullopt;
   Tracked& t = *it->second;
   EngineOutput o;
   o.request_id = out.request_id;
@@ -329,8 +339,9 @@ void LlmEngine::emit(const RequestOutput& out, std::vector<TokenLogprobs> logpro
     o.finish_reason = std::string(finish_reason(status));
     o.stop_reason = reason;
   }
-  t.sink->on_output(std::move(o));
+  Delivery d{t.sink, std::move(o)};
   if (finished) tracked_.erase(it);
+  return d;
 }
 
 void LlmEngine::publish_stats(const SchedulerOutput& so, int64_t new_tokens) {

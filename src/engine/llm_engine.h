@@ -101,6 +101,8 @@ struct EngineStats {
 class LlmEngine {
  public:
   // Takes ownership of the model; the tokenizer may be null (token-id-only serving).
+  // `events` (may be null) gets the prefix cache's KV events on the engine-loop thread and
+  // end_step() after every loop iteration; it must outlive the engine.
   static StatusOr<std::unique_ptr<LlmEngine>> create(EngineConfig config,
                                                      std::unique_ptr<DeepseekModel> model,
                                                      std::shared_ptr<const Tokenizer> tokenizer,
@@ -132,11 +134,19 @@ class LlmEngine {
   Status step();
   // Moves queued adds and aborts into the scheduler; returns false when told to stop now.
   bool drain_inputs();
-  // Detokenizes and stop-checks one request's new tokens and hands the delta to its sink.
-  void emit(const RequestOutput& out, std::vector<TokenLogprobs> logprobs);
+  struct Delivery {
+    std::shared_ptr<OutputSink> sink;
+    EngineOutput output;
+  };
+  // Detokenizes and stop-checks one request's new tokens; returns the delta for its sink.
+  std::optional<Delivery> emit(const RequestOutput& out, std::vector<TokenLogprobs> logprobs);
   // Ends a request that never produced output (rejected or failed).
   void fail(Tracked& t, const std::string& id, const std::string& reason, const std::string& error);
   void publish_stats(const SchedulerOutput& step, int64_t new_tokens);
+  // Tells the KV event sink that an engine step ended.
+  void end_event_step() {
+    if (events_ != nullptr) events_->end_step();
+  }
 
   EngineConfig config_;
   std::unique_ptr<DeepseekModel> model_;
@@ -144,6 +154,7 @@ class LlmEngine {
   std::unique_ptr<ModelRunner> runner_;
   std::unique_ptr<Scheduler> scheduler_;  // engine-loop thread only
   std::unique_ptr<Sampler> sampler_;      // engine-loop thread only
+  KVEventSink* events_ = nullptr;         // not owned; engine-loop thread only
   // Live requests by id (engine-loop thread only).
   absl::flat_hash_map<std::string, std::unique_ptr<Tracked>> tracked_;
 

@@ -44,12 +44,12 @@ struct ExpertBatch {
 
 // Routing of this rank's tokens, from the gate.
 struct RoutedTokens {
-  const float* x = nullptr;  // [T, H]
-  int64_t num_tokens = 0;    // T
-  int64_t hidden = 0;        // H
-  const int32_t* topk_ids = nullptr;      // [T, K] global expert ids
-  const float* topk_weights = nullptr;    // [T, K]
-  int64_t top_k = 0;                      // K
+  const float* x = nullptr;             // [T, H]
+  int64_t num_tokens = 0;               // T
+  int64_t hidden = 0;                   // H
+  const int32_t* topk_ids = nullptr;    // [T, K] global expert ids
+  const float* topk_weights = nullptr;  // [T, K]
+  int64_t top_k = 0;                    // K
 };
 
 class PrepareFinalize {
@@ -62,6 +62,35 @@ class PrepareFinalize {
   // Brings the experts' rows (same layout as batch.a1, H columns) back, applies the top-k
   // weights and reduces into y [T, H] (overwritten).
   virtual Status finalize(const ExpertBatch& batch, const float* expert_out, float* y) = 0;
+
+  // finalize() split in two so the caller can overlap other work (the shared experts) with
+  // the combine: finalize_begin starts it (posts sends / puts), finalize_end completes it
+  // into y [T, H]. `batch` and `expert_out` must stay valid until finalize_end returns.
+  // Default: begin only records its arguments and end runs finalize(); expert-parallel
+  // backends override both.
+  virtual Status finalize_begin(const ExpertBatch& batch, const float* expert_out) {
+    pending_batch_ = &batch;
+    pending_out_ = expert_out;
+    return absl::OkStatus();
+  }
+  virtual Status finalize_end(float* y) {
+    if (pending_batch_ == nullptr) return absl::InternalError("finalize_end without begin");
+    const ExpertBatch* b = pending_batch_;
+    pending_batch_ = nullptr;
+    return finalize(*b, pending_out_, y);
+  }
+
+  // Chunking (vLLM's VLLM_MOE_DP_CHUNK_SIZE): a backend with static per-rank buffers takes at
+  // most max_tokens_per_chunk() tokens per prepare() (0: no limit). num_chunks(T) says how
+  // many prepare/experts/finalize rounds a forward of T local tokens runs; every rank of an
+  // expert-parallel group must run the same number, so for such backends it is collective
+  // (ranks with fewer chunks run empty ones). Default: one round.
+  virtual int64_t max_tokens_per_chunk() const { return 0; }
+  virtual StatusOr<int64_t> num_chunks(int64_t /*num_tokens*/) { return int64_t{1}; }
+
+ private:
+  const ExpertBatch* pending_batch_ = nullptr;
+  const float* pending_out_ = nullptr;
 };
 
 class Experts {

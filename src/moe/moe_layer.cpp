@@ -1,5 +1,6 @@
 #include "moe/moe_layer.h"
 
+#include <algorithm>
 #include <numeric>
 
 #include "core/dtype.h"
@@ -36,12 +37,19 @@ StatusOr<MoeLayer> MoeLayer::create(GateParams gate, Tensor gate_weight, Tensor 
     m.bias_.resize(gate.num_experts);
     for (int64_t e = 0; e < gate.num_experts; ++e) {
       switch (bias.dtype()) {
-        case DType::kF32: m.bias_[e] = bias.data<float>()[e]; break;
-        case DType::kBF16: m.bias_[e] = bf16_to_f32(bias.data<uint16_t>()[e]); break;
-        case DType::kF16: m.bias_[e] = f16_to_f32(bias.data<uint16_t>()[e]); break;
+        case DType::kF32:
+          m.bias_[e] = bias.data<float>()[e];
+          break;
+        case DType::kBF16:
+          m.bias_[e] = bf16_to_f32(bias.data<uint16_t>()[e]);
+          break;
+        case DType::kF16:
+          m.bias_[e] = f16_to_f32(bias.data<uint16_t>()[e]);
+          break;
         default:
-          return absl::InvalidArgumentError(absl::StrCat(
-              "moe: e_score_correction_bias has unsupported dtype ", std::string(dtype_name(bias.dtype()))));
+          return absl::InvalidArgumentError(
+              absl::StrCat("moe: e_score_correction_bias has unsupported dtype ",
+                           std::string(dtype_name(bias.dtype()))));
       }
     }
   } else if (gate.method == GateTopk::kNoauxTc) {
@@ -58,26 +66,50 @@ Status MoeLayer::forward(const float* x, int64_t T, float* y, MoeRouting* routin
   const int64_t E = gate_.num_experts, K = gate_.top_k, H = gate_linear_.in_features();
   std::vector<float> logits(static_cast<size_t>(T * E));  // [T, E]
   gate_linear_.forward(x, T, logits.data());
-  std::vector<int32_t> ids(static_cast<size_t>(T * K));   // [T, K]
+  std::vector<int32_t> ids(static_cast<size_t>(T * K));    // [T, K]
   std::vector<float> weights(static_cast<size_t>(T * K));  // [T, K]
   select_experts(gate_, logits.data(), bias_.empty() ? nullptr : bias_.data(), T, ids.data(),
                  weights.data());
 
   RoutedTokens in{x, T, H, ids.data(), weights.data(), K};
-  MS_RETURN_IF_ERROR(pf_->prepare(in, &batch_));
-  std::vector<float> expert_out(static_cast<size_t>(batch_.rows() * H));
-  experts_->apply(batch_, expert_out.data());
+  // The shared experts run while the combine is in flight.
   std::vector<float> shared_out;
+  std::function<void()> overlap;
   if (shared_) {
-    shared_out.resize(static_cast<size_t>(T * H));
-    shared_->forward(x, T, shared_out.data());
+    overlap = [&] {
+      shared_out.resize(static_cast<size_t>(T * H));
+      shared_->forward(x, T, shared_out.data());
+    };
   }
-  MS_RETURN_IF_ERROR(pf_->finalize(batch_, expert_out.data(), y));
+  MS_RETURN_IF_ERROR(run_modular_kernel(*pf_, *experts_, in, &batch_, &expert_out_, y, overlap));
   if (shared_) axpy(1.0f, shared_out.data(), y, T * H);
   if (routing) {
     routing->topk_ids = std::move(ids);
     routing->topk_weights = std::move(weights);
   }
+  return absl::OkStatus();
+}
+
+Status run_modular_kernel(PrepareFinalize& pf, const Experts& experts, const RoutedTokens& in,
+                          ExpertBatch* batch, std::vector<float>* expert_out, float* y,
+                          const std::function<void()>& overlap) {
+  const int64_t T = in.num_tokens, H = in.hidden, K = in.top_k;
+  MS_ASSIGN_OR_RETURN(const int64_t num_chunks, pf.num_chunks(T));
+  const int64_t limit = pf.max_tokens_per_chunk();
+  const int64_t step = limit > 0 ? limit : T;
+  for (int64_t c = 0; c < num_chunks; ++c) {
+    // Ranks with fewer tokens run empty chunks: the backend's exchanges are collective.
+    const int64_t t0 = std::min(T, c * step), t1 = std::min(T, t0 + step);
+    RoutedTokens chunk{
+        in.x + t0 * H, t1 - t0, H, in.topk_ids + t0 * K, in.topk_weights + t0 * K, K};
+    MS_RETURN_IF_ERROR(pf.prepare(chunk, batch));
+    expert_out->resize(static_cast<size_t>(batch->rows() * H));
+    experts.apply(*batch, expert_out->data());
+    MS_RETURN_IF_ERROR(pf.finalize_begin(*batch, expert_out->data()));
+    if (c == num_chunks - 1 && overlap) overlap();
+    MS_RETURN_IF_ERROR(pf.finalize_end(y + t0 * H));
+  }
+  if (num_chunks == 0 && overlap) overlap();
   return absl::OkStatus();
 }
 
@@ -87,8 +119,8 @@ StatusOr<MoeLayer> make_local_moe_layer(GateParams gate, Tensor gate_weight, Ten
                                         ActivationFormat format) {
   const int64_t E = gate.num_experts;
   if (static_cast<int64_t>(experts->experts.size()) != E) {
-    return absl::InvalidArgumentError(absl::StrCat("moe: ", experts->experts.size(),
-                                                   " local experts, expected ", E));
+    return absl::InvalidArgumentError(
+        absl::StrCat("moe: ", experts->experts.size(), " local experts, expected ", E));
   }
   std::vector<int32_t> map(E);
   std::iota(map.begin(), map.end(), 0);

@@ -3,6 +3,7 @@
 // Thread-safety: forward() from one thread at a time (the engine loop).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 
@@ -45,8 +46,17 @@ class MoeLayer {
   std::optional<GatedMlp> shared_;
   std::unique_ptr<PrepareFinalize> pf_;
   std::unique_ptr<Experts> experts_;
-  ExpertBatch batch_;  // reused across calls
+  ExpertBatch batch_;              // reused across calls
+  std::vector<float> expert_out_;  // reused across calls
 };
+
+// Runs prepare -> experts -> finalize for routed tokens, in as many chunks as the backend
+// asks for (collective for expert-parallel backends). `overlap` (may be empty) runs once,
+// between finalize_begin and finalize_end of the last chunk, i.e. while the combine is in
+// flight. y: [T, H] (overwritten). `batch` and `expert_out` are reusable scratch.
+Status run_modular_kernel(PrepareFinalize& pf, const Experts& experts, const RoutedTokens& in,
+                          ExpertBatch* batch, std::vector<float>* expert_out, float* y,
+                          const std::function<void()>& overlap = {});
 
 // Builds the single-rank kernel: LocalPrepareFinalize + grouped (standard) or batched experts.
 StatusOr<MoeLayer> make_local_moe_layer(GateParams gate, Tensor gate_weight, Tensor bias,

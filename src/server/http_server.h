@@ -5,6 +5,9 @@
 // One connection handles one exchange at a time. While a response is pending, the server
 // keeps a read outstanding on the socket: if the peer closes or resets the connection, the
 // exchange's on_close callback runs (the handler aborts the engine request), and writes stop.
+// A client that half-closes (shuts down its sending side) while waiting counts as gone, as
+// under uvicorn. Pipelined requests are served in order; while one is already buffered,
+// disconnects are noticed on the next failed write instead.
 //
 // Threads: HttpHandler::handle and every Responder callback run on the connection's strand
 // (one of the I/O threads). Responder methods may be called from any thread (they post to

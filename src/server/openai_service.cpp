@@ -73,7 +73,7 @@ StatusOr<std::unique_ptr<OpenAiService>> OpenAiService::create(
 void OpenAiService::handle(HttpRequest req, std::shared_ptr<Responder> responder) {
   try {
     const std::string& path = req.path;
-    const bool is_get = req.method == "GET" || req.method == "HEAD";
+    const bool is_get = req.method == "GET";
     const bool is_post = req.method == "POST";
     if (config_.api_key && (path == "/v1" || absl::StartsWith(path, "/v1/"))) {
       auto auth = req.header("authorization");

@@ -1,0 +1,65 @@
+// Pickers of llm-d; all take maxNumOfEndpoints (default 1). Thread-safe: the random engine is
+// guarded by a mutex.
+//  max-score-picker        shuffle, then stable sort by score descending (random tie-break).
+//  random-picker           uniform choice.
+//  weighted-random-picker  A-Res weighted sampling without replacement, key U^(1/score);
+//                          uniform when every score is 0.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <random>
+
+#include "router/plugin.h"
+#include "router/plugin_params.h"
+
+namespace moeserve::router {
+
+class RandomizedPicker : public Picker {
+ public:
+  RandomizedPicker(std::string name, int max_endpoints, uint64_t seed)
+      : Picker(std::move(name)), max_endpoints_(max_endpoints), rng_(seed) {}
+
+ protected:
+  int max_endpoints_;
+  std::mutex mu_;
+  std::mt19937_64 rng_;
+};
+
+class MaxScorePicker final : public RandomizedPicker {
+ public:
+  static constexpr char kType[] = "max-score-picker";
+  static StatusOr<std::unique_ptr<Plugin>> create(const PluginParams& params, std::string name,
+                                                  uint64_t seed);
+  std::string_view type() const override { return kType; }
+  ProfileRunResult pick(CycleState& cycle, std::vector<ScoredEndpoint> scored) override;
+
+ private:
+  using RandomizedPicker::RandomizedPicker;
+};
+
+class RandomPicker final : public RandomizedPicker {
+ public:
+  static constexpr char kType[] = "random-picker";
+  static StatusOr<std::unique_ptr<Plugin>> create(const PluginParams& params, std::string name,
+                                                  uint64_t seed);
+  std::string_view type() const override { return kType; }
+  ProfileRunResult pick(CycleState& cycle, std::vector<ScoredEndpoint> scored) override;
+
+ private:
+  using RandomizedPicker::RandomizedPicker;
+};
+
+class WeightedRandomPicker final : public RandomizedPicker {
+ public:
+  static constexpr char kType[] = "weighted-random-picker";
+  static StatusOr<std::unique_ptr<Plugin>> create(const PluginParams& params, std::string name,
+                                                  uint64_t seed);
+  std::string_view type() const override { return kType; }
+  ProfileRunResult pick(CycleState& cycle, std::vector<ScoredEndpoint> scored) override;
+
+ private:
+  using RandomizedPicker::RandomizedPicker;
+};
+
+}  // namespace moeserve::router

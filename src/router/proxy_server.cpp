@@ -1,0 +1,533 @@
+#include "router/proxy_server.h"
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <atomic>
+#include <limits>
+#include <optional>
+#include <set>
+#include <thread>
+#include <utility>  // before Asio: its awaitable.hpp uses std::exchange
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "boost/asio.hpp"
+#include "boost/beast/core.hpp"
+#include "boost/beast/http.hpp"
+#include "core/logging.h"
+#include "nlohmann/json.hpp"
+#include "router/affinity_scorers.h"
+#include "router/request_parser.h"
+
+namespace moeserve::router {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using asio::awaitable;
+using asio::use_awaitable;
+using tcp = asio::ip::tcp;
+using json = nlohmann::json;
+
+uint64_t raise_open_file_limit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rlimit want = rl;
+    want.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &want) == 0) rl = want;
+  }
+  return static_cast<uint64_t>(rl.rlim_cur);
+}
+
+namespace {
+
+// Hop-by-hop and framing headers the proxy sets itself.
+bool is_hop_header(beast::string_view name) {
+  static const char* const kHop[] = {
+      "connection", "keep-alive", "transfer-encoding", "content-length",
+      "te",         "trailer",    "upgrade",           "proxy-connection",
+      "host"};
+  for (const char* h : kHop) {
+    if (beast::iequals(name, h)) return true;
+  }
+  return false;
+}
+
+std::string error_body(int code, const std::string& type, const std::string& message) {
+  return json{{"error", {{"message", message}, {"type", type}, {"param", nullptr}, {"code", code}}}}
+      .dump();
+}
+
+json prefill_kv_transfer_params() {
+  return json{{"do_remote_decode", true},    {"do_remote_prefill", false},
+              {"remote_engine_id", nullptr}, {"remote_block_ids", nullptr},
+              {"remote_host", nullptr},      {"remote_port", nullptr}};
+}
+
+// In-flight count of one endpoint for the request's lifetime.
+class ActiveGuard {
+ public:
+  ActiveGuard(EndpointPool& pool, std::string address) : pool_(pool), address_(std::move(address)) {
+    pool_.add_active(address_, 1);
+  }
+  ~ActiveGuard() { pool_.add_active(address_, -1); }
+  ActiveGuard(const ActiveGuard&) = delete;
+  ActiveGuard& operator=(const ActiveGuard&) = delete;
+
+ private:
+  EndpointPool& pool_;
+  std::string address_;
+};
+
+enum class Forward { kDone, kRetry, kClientBroken };
+
+struct UnaryResponse {
+  unsigned status = 0;
+  std::string content_type;
+  std::string body;
+};
+
+}  // namespace
+
+struct ProxyServer::Impl {
+  Impl(ProxyOptions o, const Scheduler& s, EndpointPool& p, RouterMetrics& m)
+      : options(std::move(o)),
+        scheduler(s),
+        pool(p),
+        metrics(m),
+        session_tokens(s.has_plugin_type(SessionAffinityScorer::kType)) {}
+
+  awaitable<void> accept_loop();
+  awaitable<void> session(tcp::socket socket);
+  // Returns false when the client connection must be closed.
+  awaitable<bool> handle(beast::tcp_stream& client, http::request<http::string_body>& req);
+  awaitable<bool> handle_inference(beast::tcp_stream& client,
+                                   http::request<http::string_body>& req);
+  awaitable<bool> handle_models(beast::tcp_stream& client, http::request<http::string_body>& req);
+  awaitable<bool> send_simple(beast::tcp_stream& client,
+                              const http::request<http::string_body>& req, unsigned status,
+                              const std::string& content_type, std::string body);
+  awaitable<bool> send_error(beast::tcp_stream& client, const http::request<http::string_body>& req,
+                             unsigned status, const std::string& type, const std::string& message);
+  awaitable<std::optional<tcp::socket>> connect(const std::string& address);
+  awaitable<std::optional<UnaryResponse>> unary(const std::string& address, http::verb verb,
+                                                const std::string& target,
+                                                const http::request<http::string_body>& original,
+                                                std::string body);
+  awaitable<Forward> forward_streaming(beast::tcp_stream& client,
+                                       const http::request<http::string_body>& req,
+                                       const std::string& address, std::string body);
+  void copy_request_headers(const http::request<http::string_body>& from,
+                            http::request<http::string_body>& to, const std::string& address);
+
+  ProxyOptions options;
+  const Scheduler& scheduler;
+  EndpointPool& pool;
+  RouterMetrics& metrics;
+  const bool session_tokens;
+  std::atomic<uint64_t> next_request_id{1};
+  std::unique_ptr<tcp::acceptor> acceptor;
+  std::vector<std::thread> threads;
+  uint16_t bound_port = 0;
+  // Last: destroyed first, so coroutine frames it still holds see the members above alive.
+  std::unique_ptr<asio::io_context> ioc;
+};
+
+void ProxyServer::Impl::copy_request_headers(const http::request<http::string_body>& from,
+                                             http::request<http::string_body>& to,
+                                             const std::string& address) {
+  for (const auto& field : from.base()) {
+    if (is_hop_header(field.name_string())) continue;
+    to.set(field.name_string(), field.value());
+  }
+  to.set(http::field::host, address);
+  to.keep_alive(false);
+}
+
+awaitable<std::optional<tcp::socket>> ProxyServer::Impl::connect(const std::string& address) {
+  auto hp = split_host_port(address);
+  if (!hp.ok()) co_return std::nullopt;
+  auto executor = co_await asio::this_coro::executor;
+  beast::error_code ec;
+  tcp::resolver resolver(executor);
+  auto results = co_await resolver.async_resolve(hp->first, hp->second,
+                                                 asio::redirect_error(use_awaitable, ec));
+  if (ec) co_return std::nullopt;
+  beast::tcp_stream stream(executor);
+  stream.expires_after(options.connect_timeout);
+  co_await stream.async_connect(results, asio::redirect_error(use_awaitable, ec));
+  if (ec) co_return std::nullopt;
+  stream.expires_never();
+  co_return stream.release_socket();
+}
+
+awaitable<std::optional<UnaryResponse>> ProxyServer::Impl::unary(
+    const std::string& address, http::verb verb, const std::string& target,
+    const http::request<http::string_body>& original, std::string body) {
+  auto socket = co_await connect(address);
+  if (!socket) co_return std::nullopt;
+  beast::tcp_stream stream(std::move(*socket));
+  http::request<http::string_body> req{verb, target, 11};
+  copy_request_headers(original, req, address);
+  if (verb == http::verb::post) {
+    req.set(http::field::content_type, "application/json");
+    req.body() = std::move(body);
+  }
+  req.prepare_payload();
+  beast::error_code ec;
+  stream.expires_after(options.upstream_idle_timeout);
+  co_await http::async_write(stream, req, asio::redirect_error(use_awaitable, ec));
+  if (ec) co_return std::nullopt;
+  beast::flat_buffer buffer;
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(options.max_body_bytes);
+  co_await http::async_read(stream, buffer, parser, asio::redirect_error(use_awaitable, ec));
+  if (ec) co_return std::nullopt;
+  UnaryResponse out;
+  out.status = parser.get().result_int();
+  out.content_type = std::string(parser.get()[http::field::content_type]);
+  out.body = std::move(parser.get().body());
+  co_return out;
+}
+
+awaitable<Forward> ProxyServer::Impl::forward_streaming(beast::tcp_stream& client,
+                                                        const http::request<http::string_body>& req,
+                                                        const std::string& address,
+                                                        std::string body) {
+  auto socket = co_await connect(address);
+  if (!socket) co_return Forward::kRetry;
+  beast::tcp_stream upstream(std::move(*socket));
+  http::request<http::string_body> up{req.method(), req.target(), 11};
+  copy_request_headers(req, up, address);
+  up.body() = std::move(body);
+  up.prepare_payload();
+
+  beast::error_code ec;
+  upstream.expires_after(options.upstream_idle_timeout);
+  co_await http::async_write(upstream, up, asio::redirect_error(use_awaitable, ec));
+  if (ec) co_return Forward::kRetry;
+  beast::flat_buffer ubuf;
+  http::response_parser<http::buffer_body> parser;
+  parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+  co_await http::async_read_header(upstream, ubuf, parser, asio::redirect_error(use_awaitable, ec));
+  // Body bytes that arrived with the header ask for a body buffer; the header itself is fine.
+  if (ec == http::error::need_buffer && parser.is_header_done()) ec = {};
+  if (ec) {
+    MS_LOG_WARN("upstream {}: no response header: {}", address, ec.message());
+    co_return Forward::kRetry;
+  }
+
+  // From here on bytes go to the client: no more retries.
+  http::response<http::buffer_body> res;
+  res.version(11);
+  res.result(parser.get().result_int());
+  for (const auto& field : parser.get().base()) {
+    if (is_hop_header(field.name_string())) continue;
+    res.set(field.name_string(), field.value());
+  }
+  if (session_tokens) res.set(kSessionTokenHeader, session_token(address));
+  auto length = parser.content_length();
+  if (length) {
+    res.content_length(*length);
+  } else {
+    res.chunked(true);
+  }
+  res.keep_alive(req.keep_alive());
+  res.body().data = nullptr;
+  res.body().size = 0;
+  res.body().more = true;
+  http::response_serializer<http::buffer_body> sr{res};
+  client.expires_after(options.upstream_idle_timeout);
+  co_await http::async_write_header(client, sr, asio::redirect_error(use_awaitable, ec));
+  if (ec) co_return Forward::kClientBroken;
+
+  std::vector<char> chunk(16 * 1024);
+  while (!parser.is_done()) {
+    parser.get().body().data = chunk.data();
+    parser.get().body().size = chunk.size();
+    upstream.expires_after(options.upstream_idle_timeout);
+    co_await http::async_read_some(upstream, ubuf, parser, asio::redirect_error(use_awaitable, ec));
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) {
+      MS_LOG_WARN("upstream {} failed mid-response: {}", address, ec.message());
+      co_return Forward::kClientBroken;
+    }
+    const std::size_t n = chunk.size() - parser.get().body().size;
+    if (n == 0) continue;
+    res.body().data = chunk.data();
+    res.body().size = n;
+    res.body().more = true;
+    client.expires_after(options.upstream_idle_timeout);
+    co_await http::async_write(client, sr, asio::redirect_error(use_awaitable, ec));
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) co_return Forward::kClientBroken;
+  }
+  res.body().data = nullptr;
+  res.body().size = 0;
+  res.body().more = false;
+  co_await http::async_write(client, sr, asio::redirect_error(use_awaitable, ec));
+  if (ec == http::error::need_buffer) ec = {};
+  if (ec) co_return Forward::kClientBroken;
+  co_return Forward::kDone;
+}
+
+awaitable<bool> ProxyServer::Impl::send_simple(beast::tcp_stream& client,
+                                               const http::request<http::string_body>& req,
+                                               unsigned status, const std::string& content_type,
+                                               std::string body) {
+  http::response<http::string_body> res{static_cast<http::status>(status), 11};
+  if (!content_type.empty()) res.set(http::field::content_type, content_type);
+  res.keep_alive(req.keep_alive());
+  res.body() = std::move(body);
+  res.prepare_payload();
+  beast::error_code ec;
+  client.expires_after(std::chrono::seconds(30));
+  co_await http::async_write(client, res, asio::redirect_error(use_awaitable, ec));
+  co_return !ec;
+}
+
+awaitable<bool> ProxyServer::Impl::send_error(beast::tcp_stream& client,
+                                              const http::request<http::string_body>& req,
+                                              unsigned status, const std::string& type,
+                                              const std::string& message) {
+  metrics.record_request_error(static_cast<int>(status));
+  co_return co_await send_simple(client, req, status, "application/json",
+                                 error_body(static_cast<int>(status), type, message));
+}
+
+awaitable<bool> ProxyServer::Impl::handle_models(beast::tcp_stream& client,
+                                                 http::request<http::string_body>& req) {
+  for (const auto& ep : pool.healthy_snapshot()) {
+    auto res = co_await unary(ep.address, http::verb::get, std::string(req.target()), req, "");
+    if (!res) {
+      pool.record_failure(ep.address);
+      continue;
+    }
+    co_return co_await send_simple(client, req, res->status, res->content_type,
+                                   std::move(res->body));
+  }
+  co_return co_await send_error(client, req, 503, "ServiceUnavailableError",
+                                "no healthy endpoint answered /v1/models");
+}
+
+awaitable<bool> ProxyServer::Impl::handle_inference(beast::tcp_stream& client,
+                                                    http::request<http::string_body>& req) {
+  json body = json::parse(req.body(), nullptr, /*allow_exceptions=*/false);
+  if (body.is_discarded()) {
+    co_return co_await send_error(client, req, 400, "BadRequestError",
+                                  "request body is not valid JSON");
+  }
+  std::map<std::string, std::string> headers;
+  for (const auto& field : req.base()) {
+    headers[absl::AsciiStrToLower(std::string(field.name_string()))] = std::string(field.value());
+  }
+  std::string request_id = headers.count("x-request-id")
+                               ? headers["x-request-id"]
+                               : absl::StrCat("router-", next_request_id.fetch_add(1));
+  if (!headers.count("x-request-id")) req.set("x-request-id", request_id);
+  auto sreq =
+      make_scheduling_request(std::string(req.target()), body, std::move(headers), request_id);
+  if (!sreq.ok()) {
+    co_return co_await send_error(client, req, 400, "BadRequestError",
+                                  std::string(sreq.status().message()));
+  }
+
+  std::set<std::string> excluded;
+  std::optional<json> kv_params;
+  bool prefill_tried = false;
+  for (int attempt = 0; attempt < options.max_attempts; ++attempt) {
+    std::vector<EndpointState> candidates = pool.healthy_snapshot();
+    std::erase_if(candidates, [&](const EndpointState& e) { return excluded.count(e.address); });
+    CycleState cycle;
+    auto result = scheduler.schedule(*sreq, candidates, cycle);
+    if (!result.ok()) {
+      if (!excluded.empty()) break;  // every remaining endpoint failed to connect: 502 below
+      co_return co_await send_error(client, req, 503, "ServiceUnavailableError",
+                                    std::string(result.status().message()));
+    }
+    scheduler.pre_request(*sreq, *result, cycle);
+    const std::string decode_address = *result->target(result->primary_profile);
+
+    for (const auto& [profile, run] : result->profile_results) {
+      if (profile == result->primary_profile || !run || run->targets.empty() || prefill_tried) {
+        continue;
+      }
+      prefill_tried = true;
+      const std::string& prefill_address = run->targets.front();
+      json pre = body;
+      pre["max_tokens"] = 1;
+      pre["max_completion_tokens"] = 1;
+      pre["stream"] = false;
+      pre.erase("stream_options");
+      pre["kv_transfer_params"] = prefill_kv_transfer_params();
+      std::optional<UnaryResponse> pre_res;
+      {
+        ActiveGuard guard(pool, prefill_address);
+        metrics.record_request(prefill_address);
+        pre_res = co_await unary(prefill_address, http::verb::post, std::string(req.target()), req,
+                                 pre.dump());
+      }
+      if (!pre_res || pre_res->status != 200) {
+        if (!pre_res) pool.record_failure(prefill_address);
+        MS_LOG_WARN("request {}: prefill on {} failed ({}); decoding without P/D", request_id,
+                    prefill_address, pre_res ? std::to_string(pre_res->status) : "no response");
+        continue;
+      }
+      json pre_body = json::parse(pre_res->body, nullptr, false);
+      if (!pre_body.is_discarded() && pre_body.is_object() &&
+          pre_body.contains("kv_transfer_params") && pre_body["kv_transfer_params"].is_object()) {
+        kv_params = pre_body["kv_transfer_params"];
+      } else {
+        MS_LOG_WARN("request {}: prefill response from {} has no kv_transfer_params", request_id,
+                    prefill_address);
+      }
+    }
+
+    std::string out_body;
+    if (kv_params) {
+      json dec = body;
+      dec["kv_transfer_params"] = *kv_params;
+      out_body = dec.dump();
+    } else {
+      out_body = req.body();
+    }
+    Forward outcome;
+    {
+      ActiveGuard guard(pool, decode_address);
+      metrics.record_request(decode_address);
+      outcome = co_await forward_streaming(client, req, decode_address, std::move(out_body));
+    }
+    if (outcome == Forward::kDone) co_return true;
+    if (outcome == Forward::kClientBroken) co_return false;
+    pool.record_failure(decode_address);
+    excluded.insert(decode_address);
+    MS_LOG_WARN("request {}: endpoint {} failed before responding; retrying elsewhere", request_id,
+                decode_address);
+    if (attempt + 1 < options.max_attempts) metrics.record_retry();
+  }
+  co_return co_await send_error(client, req, 502, "BadGatewayError",
+                                "no endpoint could be reached for the request");
+}
+
+awaitable<bool> ProxyServer::Impl::handle(beast::tcp_stream& client,
+                                          http::request<http::string_body>& req) {
+  const std::string target(req.target());
+  const std::string path = target.substr(0, target.find('?'));
+  if (req.method() == http::verb::get && path == "/health") {
+    co_return co_await send_simple(client, req, 200, "", "");
+  }
+  if (req.method() == http::verb::get && path == "/metrics") {
+    co_return co_await send_simple(client, req, 200, "text/plain; version=0.0.4",
+                                   metrics.render(pool.snapshot()));
+  }
+  if (req.method() == http::verb::get && path == "/v1/models") {
+    co_return co_await handle_models(client, req);
+  }
+  if (path == "/v1/completions" || path == "/v1/chat/completions") {
+    if (req.method() != http::verb::post) {
+      co_return co_await send_error(client, req, 405, "MethodNotAllowed", "use POST");
+    }
+    co_return co_await handle_inference(client, req);
+  }
+  co_return co_await send_error(client, req, 404, "NotFoundError",
+                                absl::StrCat("no route for ", target));
+}
+
+awaitable<void> ProxyServer::Impl::session(tcp::socket socket) {
+  beast::tcp_stream client(std::move(socket));
+  beast::flat_buffer buffer;
+  beast::error_code ec;
+  for (;;) {
+    http::request_parser<http::string_body> parser;
+    parser.body_limit(options.max_body_bytes);
+    client.expires_after(std::chrono::seconds(300));
+    co_await http::async_read(client, buffer, parser, asio::redirect_error(use_awaitable, ec));
+    if (ec) break;
+    http::request<http::string_body> req = parser.release();
+    const bool keep_alive = req.keep_alive();
+    bool ok = false;
+    try {
+      ok = co_await handle(client, req);
+    } catch (const std::exception& e) {
+      MS_LOG_ERROR("request failed: {}", e.what());
+      ok = false;
+    }
+    if (!ok || !keep_alive) break;
+  }
+  client.socket().shutdown(tcp::socket::shutdown_send, ec);
+}
+
+awaitable<void> ProxyServer::Impl::accept_loop() {
+  for (;;) {
+    beast::error_code ec;
+    tcp::socket socket = co_await acceptor->async_accept(asio::redirect_error(use_awaitable, ec));
+    if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
+    if (ec) {
+      // Out of descriptors and similar: back off briefly instead of spinning.
+      MS_LOG_WARN("accept failed: {}", ec.message());
+      asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(10));
+      co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
+      continue;
+    }
+    asio::co_spawn(*ioc, session(std::move(socket)), asio::detached);
+  }
+}
+
+ProxyServer::ProxyServer(ProxyOptions options, const Scheduler& scheduler, EndpointPool& pool,
+                         RouterMetrics& metrics)
+    : impl_(std::make_unique<Impl>(std::move(options), scheduler, pool, metrics)) {}
+
+ProxyServer::~ProxyServer() {
+  stop();
+}
+
+uint16_t ProxyServer::port() const {
+  return impl_->bound_port;
+}
+
+Status ProxyServer::start() {
+  if (impl_->ioc) return absl::FailedPreconditionError("proxy already started");
+  const uint64_t limit = raise_open_file_limit();
+  if (limit < 4096) MS_LOG_WARN("open file limit is {}; concurrent streams are limited", limit);
+  const int threads = std::max(1, impl_->options.num_threads);
+  impl_->ioc = std::make_unique<asio::io_context>(threads);
+  beast::error_code ec;
+  auto address = asio::ip::make_address(impl_->options.host, ec);
+  if (ec) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--host '", impl_->options.host, "' is not an IP address"));
+  }
+  tcp::endpoint endpoint(address, impl_->options.port);
+  auto acceptor = std::make_unique<tcp::acceptor>(*impl_->ioc);
+  acceptor->open(endpoint.protocol(), ec);
+  if (!ec) acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor->bind(endpoint, ec);
+  if (!ec) acceptor->listen(4096, ec);
+  if (ec) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", impl_->options.host, ":",
+                                               impl_->options.port, ": ", ec.message()));
+  }
+  impl_->bound_port = acceptor->local_endpoint().port();
+  impl_->acceptor = std::move(acceptor);
+  asio::co_spawn(*impl_->ioc, impl_->accept_loop(), asio::detached);
+  for (int i = 0; i < threads; ++i) {
+    impl_->threads.emplace_back([this] { impl_->ioc->run(); });
+  }
+  MS_LOG_INFO("router listening on {}:{}", impl_->options.host, impl_->bound_port);
+  return absl::OkStatus();
+}
+
+void ProxyServer::stop() {
+  if (!impl_->ioc) return;
+  impl_->ioc->stop();
+  for (auto& t : impl_->threads) t.join();
+  impl_->threads.clear();
+  // No thread runs the context now: close the acceptor (its pending accept is queued and
+  // dropped), then destroy the context with the sessions it still holds.
+  impl_->acceptor.reset();
+  impl_->ioc.reset();
+}
+
+}  // namespace moeserve::router

@@ -1,0 +1,50 @@
+// The router's own Prometheus metrics (text exposition format 0.0.4). Thread-safe: every
+// method locks an internal mutex.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "router/endpoint.h"
+
+namespace moeserve::router {
+
+class RouterMetrics final {
+ public:
+  void record_decision(const std::string& profile);
+  void record_disagg_decision(bool prefill_decode);
+  void observe_scorer_seconds(const std::string& scorer, double seconds);
+  void record_retry();
+  void record_request(const std::string& endpoint);
+  void record_request_error(int http_status);
+
+  uint64_t retries() const;
+  uint64_t requests_to(const std::string& endpoint) const;
+  uint64_t decisions(const std::string& profile) const;
+
+  // All metrics, plus one health gauge per endpoint from `endpoints`.
+  std::string render(const std::vector<EndpointState>& endpoints) const;
+
+ private:
+  static constexpr std::array<double, 10> kScorerBuckets = {1e-6, 5e-6, 1e-5, 5e-5, 1e-4,
+                                                            5e-4, 1e-3, 5e-3, 1e-2, 1e-1};
+  struct Histogram {
+    std::array<uint64_t, kScorerBuckets.size()> buckets{};
+    uint64_t count = 0;
+    double sum = 0;
+  };
+
+  mutable std::mutex mu_;
+  std::map<std::string, uint64_t> decisions_;
+  std::map<std::string, uint64_t> disagg_decisions_;
+  std::map<std::string, Histogram> scorer_seconds_;
+  std::map<std::string, uint64_t> requests_;
+  std::map<int, uint64_t> errors_;
+  uint64_t retries_ = 0;
+};
+
+}  // namespace moeserve::router
