@@ -25,3 +25,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update
   $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
 fi
+# The `openai` npm package for tests/e2e (pinned by its package-lock.json).
+REPO_ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+if [ -f "$REPO_ROOT/tests/e2e/package-lock.json" ] && [ ! -d "$REPO_ROOT/tests/e2e/node_modules/openai" ]; then
+  (cd "$REPO_ROOT/tests/e2e" && npm ci --no-audit --no-fund)
+fi

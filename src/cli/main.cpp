@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "core/logging.h"
+#include "server/serve_command.h"
 #include "router/route_command.h"
 
 namespace {
@@ -13,6 +14,7 @@ void usage() {
   std::fprintf(stderr,
                "usage: moeserve <command> [options]\n"
                "commands:\n"
+               "  serve [MODEL]   OpenAI-compatible HTTP server (vLLM's flags)\n"
                "  gen-model OUT   write a random Hugging Face DeepSeek-V2/V3 checkpoint\n"
                "  run MODEL       generate text offline\n"
                "  route           llm-d-style router in front of moeserve or vLLM engines\n"
@@ -33,6 +35,7 @@ int main(int argc, char** argv) {
   const std::string cmd = argv[1];
   // Subcommands see "moeserve <cmd>" as their program name.
   if (cmd == "gen-model") return moeserve::gen_model_main(argc - 1, argv + 1);
+  if (cmd == "serve") return moeserve::serve_main(argc - 1, argv + 1);
   if (cmd == "run") return moeserve::run_main(argc - 1, argv + 1);
   if (cmd == "bench") return moeserve::bench_main(argc - 1, argv + 1);
   if (cmd == "route") return moeserve::router::route_main(argc - 1, argv + 1);

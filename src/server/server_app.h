@@ -1,0 +1,73 @@
+// The whole `moeserve serve` stack in one object: model + tokenizer loading, the engine, the
+// metrics, the OpenAI service and the HTTP server, started in that order and stopped in
+// reverse (tests run it in-process on an ephemeral port).
+//
+// Thread-safety: start() and shutdown() from one controlling thread; accessors any time.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "nlohmann/json.hpp"
+#include "server/http_server.h"
+#include "server/openai_service.h"
+#include "server/server_metrics.h"
+
+namespace moeserve::server {
+
+struct ServeOptions {
+  std::string model_dir;
+  std::string host = "127.0.0.1";
+  uint16_t port = 8000;                         // 0: ephemeral
+  std::vector<std::string> served_model_names;  // empty: the model path
+  std::optional<std::string> api_key;
+  int32_t max_model_len = 0;  // 0: the model's max_position_embeddings
+  int32_t max_num_seqs = 256;
+  int32_t max_num_batched_tokens = 2048;
+  int32_t block_size = 16;
+  bool enable_prefix_caching = true;
+  std::string prefix_caching_hash_algo = "sha256";
+  int64_t kv_cache_memory_bytes = 0;  // 0: default_kv_cache_memory()
+  int32_t num_kv_blocks = 0;          // > 0 overrides kv_cache_memory_bytes (tests)
+  std::string generation_config = "auto";
+  nlohmann::json override_generation_config;  // null or an object
+  bool enable_prompt_tokens_details = false;
+  bool enable_force_include_usage = false;
+  int32_t max_waiting_requests = -1;  // -1: 4 * max_num_seqs; 0: unbounded
+  std::optional<uint64_t> seed;
+  int http_threads = 2;
+  HttpServerOptions http;  // host/port/num_threads above take precedence
+};
+
+// A quarter of the available memory, at most 4 GiB, at least 64 MiB.
+int64_t default_kv_cache_memory();
+
+class ServerApp {
+ public:
+  static StatusOr<std::unique_ptr<ServerApp>> start(const ServeOptions& options);
+  ~ServerApp();
+
+  uint16_t port() const { return http_->port(); }
+  engine::LlmEngine& engine() { return *engine_; }
+  ServerMetrics& metrics() { return *metrics_; }
+  HttpServer& http() { return *http_; }
+
+  // Stops accepting connections and new requests; with `drain`, waits (at most
+  // `drain_timeout_s`) for in-flight requests to finish and their responses to be written;
+  // then closes everything. Idempotent.
+  void shutdown(bool drain, double drain_timeout_s = 600.0);
+
+ private:
+  ServerApp() = default;
+  std::unique_ptr<engine::LlmEngine> engine_;
+  std::unique_ptr<ServerMetrics> metrics_;
+  std::unique_ptr<OpenAiService> service_;
+  std::unique_ptr<HttpServer> http_;
+  bool stopped_ = false;
+};
+
+}  // namespace moeserve::server
