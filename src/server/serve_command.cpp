@@ -54,6 +54,10 @@ int serve_main(int argc, char** argv) {
   app.add_option("--served-model-name", o.served_model_names,
                  "model name(s) in the API; the first is used in responses and metrics")
       ->expected(1, -1);
+  app.add_option("--kv-events-config", o.kv_events_config,
+                 "vLLM's KV-event publisher JSON, e.g. "
+                 "'{\"enable_kv_cache_events\":true,\"publisher\":\"zmq\","
+                 "\"endpoint\":\"tcp://*:5557\",\"topic\":\"kv@host:port@model\"}'");
   app.add_option("--api-key", o.api_key,
                  "require `Authorization: Bearer KEY` on /v1 (or VLLM_API_KEY)");
   app.add_option("--max-model-len", max_model_len,

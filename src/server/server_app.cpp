@@ -74,7 +74,9 @@ StatusOr<std::unique_ptr<ServerApp>> ServerApp::start(const ServeOptions& o) {
     ec.kv_cache_memory_bytes = std::min(default_kv_cache_memory(), blocks * per_block);
   }
   ec.sampler_seed = o.seed;
-  MS_ASSIGN_OR_RETURN(app->engine_, engine::LlmEngine::create(ec, std::move(model), tokenizer));
+  MS_ASSIGN_OR_RETURN(app->kv_events_, engine::make_kv_event_publisher(o.kv_events_config, 0));
+  MS_ASSIGN_OR_RETURN(app->engine_, engine::LlmEngine::create(ec, std::move(model), tokenizer,
+                                                              app->kv_events_.get()));
   const engine::EngineConfig& final_config = app->engine_->config();
 
   ServiceConfig sc;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "engine/kv_event_publisher.h"
 #include "nlohmann/json.hpp"
 #include "server/http_server.h"
 #include "server/openai_service.h"
@@ -39,6 +40,7 @@ struct ServeOptions {
   bool enable_force_include_usage = false;
   int32_t max_waiting_requests = -1;  // -1: 4 * max_num_seqs; 0: unbounded
   std::optional<uint64_t> seed;
+  std::string kv_events_config;  // vLLM's --kv-events-config JSON; empty: no KV events
   int http_threads = 2;
   HttpServerOptions http;  // host/port/num_threads above take precedence
 };
@@ -63,6 +65,8 @@ class ServerApp {
 
  private:
   ServerApp() = default;
+  // Declared before the engine: the engine thread publishes into it until the engine is gone.
+  std::unique_ptr<engine::ZmqKvEventPublisher> kv_events_;
   std::unique_ptr<engine::LlmEngine> engine_;
   std::unique_ptr<ServerMetrics> metrics_;
   std::unique_ptr<OpenAiService> service_;
