@@ -373,6 +373,22 @@ StatusOr<std::vector<uint8_t>> ProcessGroup::recv_any(int peer, uint64_t tag) {
   return out;
 }
 
+StatusOr<std::optional<std::vector<uint8_t>>> ProcessGroup::try_recv_any(int peer, uint64_t tag) {
+  MS_RETURN_IF_ERROR(check_rank(peer, "recv"));
+  ucp_worker_progress(worker_);
+  ucp_tag_recv_info_t info{};
+  ucp_tag_message_h msg = ucp_tag_probe_nb(worker_, wire_tag(tag, peer), kFullMask, 1, &info);
+  if (msg == nullptr) {
+    MS_RETURN_IF_ERROR(check_peer(peer, "recv"));
+    return std::optional<std::vector<uint8_t>>();
+  }
+  std::vector<uint8_t> out(info.length);
+  ucp_request_param_t prm{};
+  void* req = ucp_tag_msg_recv_nbx(worker_, out.data(), out.size(), msg, &prm);
+  MS_RETURN_IF_ERROR(wait_request(req, peer, "recv"));
+  return std::optional<std::vector<uint8_t>>(std::move(out));
+}
+
 // ---------------------------------------------------------------- collectives
 
 void ProcessGroup::post_all_to_allv(OpBatch* b, uint64_t tag, const void* send,

@@ -25,6 +25,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -99,6 +100,9 @@ class ProcessGroup {
   Status recv(int peer, uint64_t tag, void* data, size_t bytes);
   // Receives a message of any size.
   StatusOr<std::vector<uint8_t>> recv_any(int peer, uint64_t tag);
+  // Drives progress once and receives a message from `peer` with `tag` if one has arrived;
+  // nullopt when none has (never waits for one). Errors as recv_any (failed peer).
+  StatusOr<std::optional<std::vector<uint8_t>>> try_recv_any(int peer, uint64_t tag);
 
   // --- non-blocking point to point, completed by wait() ---
   void isend(OpBatch* batch, int peer, uint64_t tag, const void* data, size_t bytes);

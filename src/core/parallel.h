@@ -5,11 +5,28 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 
 namespace moeserve {
 
-inline int num_threads() { return omp_get_max_threads(); }
+// Process-wide cap on parallel_for's workers, for every thread of the process (OpenMP's own
+// setting is per thread); 0: no cap. For processes that share cores, e.g. several
+// data-parallel ranks on one host: spinning OpenMP workers of one rank starve another rank's
+// communication progress. Thread-safe.
+inline std::atomic<int>& parallel_thread_cap() {
+  static std::atomic<int> cap{0};
+  return cap;
+}
+inline void set_max_parallel_threads(int n) {
+  parallel_thread_cap().store(std::max(0, n));
+}
+
+inline int num_threads() {
+  const int cap = parallel_thread_cap().load(std::memory_order_relaxed);
+  const int m = omp_get_max_threads();
+  return cap > 0 ? std::min(cap, m) : m;
+}
 
 template <typename Fn>
 void parallel_for(int64_t n, Fn&& fn, int64_t min_chunk = 1) {

@@ -40,9 +40,9 @@ StatusOr<std::unique_ptr<LlmEngine>> LlmEngine::create(EngineConfig config,
     config.scheduler.max_model_len = static_cast<int32_t>(mc.max_position_embeddings);
   }
   if (config.scheduler.max_model_len > mc.max_position_embeddings) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "--max-model-len (%d) exceeds the model's max_position_embeddings (%d)",
-        config.scheduler.max_model_len, mc.max_position_embeddings));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("--max-model-len (%d) exceeds the model's max_position_embeddings (%d)",
+                        config.scheduler.max_model_len, mc.max_position_embeddings));
   }
   config.cache.max_model_len = config.scheduler.max_model_len;
   const int64_t per_block = LatentCache::bytes_per_block(
@@ -70,6 +70,11 @@ StatusOr<std::unique_ptr<LlmEngine>> LlmEngine::create(EngineConfig config,
   e->runner_ = std::make_unique<ModelRunner>(model.get(), std::move(cache));
   e->sampler_ = std::make_unique<Sampler>(config.sampler_seed);
   e->events_ = events;
+  if (ProcessGroup* g = model->ep_group(); g != nullptr && g->world_size() > 1) {
+    e->dp_ = std::make_unique<DpCoordinator>(g, config.data_parallel);
+    MS_LOG_INFO("engine: data-parallel rank {} of {} (expert-parallel MoE, lockstep steps)",
+                g->rank(), g->world_size());
+  }
   e->config_ = config;
   e->model_ = std::move(model);
   e->tokenizer_ = std::move(tokenizer);
@@ -86,9 +91,13 @@ StatusOr<std::unique_ptr<LlmEngine>> LlmEngine::create(EngineConfig config,
   return e;
 }
 
-LlmEngine::~LlmEngine() { shutdown(false); }
+LlmEngine::~LlmEngine() {
+  shutdown(false);
+}
 
-const ModelConfig& LlmEngine::model_config() const { return model_->config(); }
+const ModelConfig& LlmEngine::model_config() const {
+  return model_->config();
+}
 
 Status LlmEngine::add_request(NewRequest r) {
   if (!r.sink) return absl::InvalidArgumentError("request has no output sink");
@@ -101,9 +110,9 @@ Status LlmEngine::add_request(NewRequest r) {
     }
   }
   if (static_cast<int64_t>(r.prompt_token_ids.size()) > config_.scheduler.max_model_len) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "Input length (%d) exceeds model's maximum context length (%d).",
-        r.prompt_token_ids.size(), config_.scheduler.max_model_len));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("Input length (%d) exceeds model's maximum context length (%d).",
+                        r.prompt_token_ids.size(), config_.scheduler.max_model_len));
   }
   if (dead_.load()) return absl::UnavailableError("the engine has stopped after an error");
   std::lock_guard<std::mutex> lk(mu_);
@@ -145,7 +154,37 @@ void LlmEngine::shutdown(bool drain) {
 
 namespace moeserve::engine {
 
+void LlmEngine::die(const Status& st) {
+  MS_LOG_ERROR("engine: {}; failing every request", std::string(st.message()));
+  dead_.store(true);
+  for (auto& [id, t] : tracked_) fail(*t, id, "error", std::string(st.message()));
+  tracked_.clear();
+  std::lock_guard<std::mutex> lk(mu_);
+  stopping_ = true;
+  for (auto& r : pending_adds_) {
+    EngineOutput o;
+    o.request_id = r.request_id;
+    o.finished = true;
+    o.finish_reason = "error";
+    o.error = std::string(st.message());
+    r.sink->on_output(std::move(o));
+  }
+  pending_adds_.clear();
+}
+
+void LlmEngine::abort_all() {
+  for (auto& [id, t] : tracked_) {
+    scheduler_->abort(id);
+    fail(*t, id, "abort", "");
+  }
+  tracked_.clear();
+}
+
 void LlmEngine::loop() {
+  if (dp_) {
+    dp_loop();
+    return;
+  }
   while (true) {
     {
       std::unique_lock<std::mutex> lk(mu_);
@@ -171,30 +210,83 @@ void LlmEngine::loop() {
     }
     end_event_step();
     if (!st.ok()) {
-      MS_LOG_ERROR("engine: {}; failing every request", std::string(st.message()));
-      dead_.store(true);
-      for (auto& [id, t] : tracked_) fail(*t, id, "error", std::string(st.message()));
-      tracked_.clear();
-      std::lock_guard<std::mutex> lk(mu_);
-      stopping_ = true;
-      for (auto& r : pending_adds_) {
-        EngineOutput o;
-        o.request_id = r.request_id;
-        o.finished = true;
-        o.finish_reason = "error";
-        o.error = std::string(st.message());
-        r.sink->on_output(std::move(o));
-      }
-      pending_adds_.clear();
+      die(st);
       return;
     }
   }
   // Stopped without draining: abort what is left.
-  for (auto& [id, t] : tracked_) {
-    scheduler_->abort(id);
-    fail(*t, id, "abort", "");
+  abort_all();
+}
+
+void LlmEngine::dp_loop() {
+  ProcessGroup* group = model_->ep_group();
+  const int me = dp_->rank();
+  auto wait_local = [this](std::chrono::microseconds timeout) {
+    std::unique_lock<std::mutex> lk(mu_);
+    auto ready = [&] {
+      return stop_now_ || stopping_ || !pending_adds_.empty() || !pending_aborts_.empty();
+    };
+    cv_.wait_for(lk, timeout, ready);
+    return ready();
+  };
+  while (true) {
+    DpRankState mine;
+    mine.stop_now = !drain_inputs();
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      mine.draining = stopping_ && !stop_now_;
+    }
+    SchedulerOutput so;
+    Status local;
+    if (!mine.stop_now && scheduler_->has_unfinished_requests()) {
+      mine.has_work = true;
+      so = scheduler_->schedule();
+      if (so.scheduled.empty() && scheduler_->num_running() == 0 && !tracked_.empty()) {
+        local = absl::ResourceExhaustedError("the KV cache cannot hold a waiting request");
+      }
+      mine.num_tokens = so.total_num_scheduled_tokens;
+    }
+    mine.failed = !local.ok();
+    StatusOr<DpStep> agreed = dp_->sync(mine);
+    if (!agreed.ok()) return die(agreed.status());
+    if (!local.ok()) return die(local);
+    if (const int leaving = agreed->leaving_rank(); leaving >= 0) {
+      (void)dp_->discard_wakes();
+      if (mine.stop_now || mine.draining) break;
+      const DpRankState& l = agreed->ranks[leaving];
+      return die(absl::UnavailableError(absl::StrFormat(
+          "data-parallel rank %d %s; rank %d cannot run the expert-parallel MoE layers without "
+          "it",
+          leaving, l.failed ? "failed" : "shut down", me)));
+    }
+    if (!agreed->any_work()) {
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        ++stats_.dp_idle_waits;
+      }
+      StatusOr<DpCoordinator::Wake> w = dp_->wait_idle(wait_local);
+      if (!w.ok()) return die(w.status());
+      continue;
+    }
+    Status st;
+    try {
+      st = run_step(so, agreed->max_tokens());
+    } catch (const std::exception& ex) {
+      st = absl::InternalError(absl::StrCat("engine step threw: ", ex.what()));
+    }
+    end_event_step();
+    if (!st.ok()) {
+      // The model kept the exchanges in lockstep; tell the peers we leave (unless the group
+      // itself failed, when they notice on their own).
+      if (group->check_peer(-1, "").ok()) {
+        DpRankState failed;
+        failed.failed = true;
+        (void)dp_->sync(failed);
+      }
+      return die(st);
+    }
   }
-  tracked_.clear();
+  abort_all();
   end_event_step();
 }
 
@@ -261,9 +353,18 @@ Status LlmEngine::step() {
     }
     return absl::OkStatus();
   }
+  return run_step(so, -1);
+}
+
+Status LlmEngine::run_step(const SchedulerOutput& so, int64_t max_tokens_across_dp) {
   std::vector<float> logits;
   std::vector<std::string> rows;
-  MS_RETURN_IF_ERROR(runner_->execute(so, &logits, &rows));
+  MS_RETURN_IF_ERROR(runner_->execute(so, &logits, &rows, max_tokens_across_dp));
+  if (so.scheduled.empty()) {
+    std::lock_guard<std::mutex> lk(mu_);
+    ++stats_.dp_dummy_steps;
+    return absl::OkStatus();
+  }
   const int64_t V = model_->config().vocab_size;
   absl::flat_hash_map<std::string, std::vector<int32_t>> sampled;
   absl::flat_hash_map<std::string, TokenLogprobs> lps;
@@ -280,7 +381,8 @@ Status LlmEngine::step() {
     SampleResult res = sampler_->sample(in);
     sampled[rows[i]] = {res.token_id};
     if (res.logprob) {
-      lps[rows[i]] = TokenLogprobs{res.token_id, *res.logprob, res.rank, std::move(res.top_logprobs)};
+      lps[rows[i]] =
+          TokenLogprobs{res.token_id, *res.logprob, res.rank, std::move(res.top_logprobs)};
     }
   }
   std::vector<RequestOutput> outs = scheduler_->update_from_output(so, sampled);
@@ -323,8 +425,7 @@ std::optional<LlmEngine::Delivery> LlmEngine::emit(const RequestOutput& out,
     StopCheckResult sr = t.stop.push(piece);
     o.text = std::move(sr.text_safe_to_emit);
     if (sr.stopped && !finished) {
-      scheduler_->finish_request(out.request_id, RequestStatus::kFinishedStopped,
-                                 sr.stop_reason);
+      scheduler_->finish_request(out.request_id, RequestStatus::kFinishedStopped, sr.stop_reason);
       finished = true;
       status = RequestStatus::kFinishedStopped;
       reason = sr.stop_reason;

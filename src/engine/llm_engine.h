@@ -22,6 +22,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "core/status.h"
+#include "engine/dp_coordinator.h"
 #include "engine/kv_events.h"
 #include "engine/sampler.h"
 #include "engine/scheduler.h"
@@ -41,6 +42,8 @@ struct EngineConfig {
   KVCacheConfig cache;  // num_blocks 0: derived from kv_cache_memory_bytes
   int64_t kv_cache_memory_bytes = 0;
   std::optional<uint64_t> sampler_seed;  // fixes the shared random source (tests)
+  // Data-parallel lockstep, used when the model was loaded with expert parallelism.
+  DpCoordinatorOptions data_parallel;
 };
 
 // Per generated token, when the request asked for logprobs.
@@ -55,16 +58,16 @@ struct TokenLogprobs {
 // UTF-8 character, never a prefix of a stop string that may still match.
 struct EngineOutput {
   std::string request_id;
-  std::vector<int32_t> token_ids;         // new tokens this step
-  std::string text;                       // new text this step
-  std::vector<TokenLogprobs> logprobs;    // one per new token (when requested)
+  std::vector<int32_t> token_ids;       // new tokens this step
+  std::string text;                     // new text this step
+  std::vector<TokenLogprobs> logprobs;  // one per new token (when requested)
   bool finished = false;
-  std::string finish_reason;              // "stop" | "length" | "abort" | "error"
-  StopReason stop_reason;                 // stop token id or stop string; none for EOS
+  std::string finish_reason;  // "stop" | "length" | "abort" | "error"
+  StopReason stop_reason;     // stop token id or stop string; none for EOS
   int32_t num_prompt_tokens = 0;
-  int32_t num_cached_tokens = 0;          // prefix-cache hit, in tokens
-  int32_t num_output_tokens = 0;          // so far
-  std::string error;                      // set with finish_reason "error"
+  int32_t num_cached_tokens = 0;  // prefix-cache hit, in tokens
+  int32_t num_output_tokens = 0;  // so far
+  std::string error;              // set with finish_reason "error"
 };
 
 class OutputSink {
@@ -96,8 +99,22 @@ struct EngineStats {
   int32_t block_size = 0;
   int64_t steps = 0;
   std::vector<int32_t> iteration_tokens;  // tokens per step since the last stats() call
+  // Data parallel (expert-parallel model): forwards run with no work of this rank to keep
+  // the MoE exchanges in lockstep, and idle periods of the whole group.
+  int64_t dp_dummy_steps = 0;
+  int64_t dp_idle_waits = 0;
 };
 
+// Data parallel + expert parallel: when the model was loaded with an expert-parallel group
+// (ModelLoadOptions::expert_parallel), the engine is one rank of a data-parallel group: it
+// owns its own requests, scheduler and KV cache, and steps in lockstep with the other ranks
+// through a DpCoordinator over the model's group (a rank with nothing scheduled runs a dummy
+// forward; when no rank has work, all sleep until one gets a request). Every rank's engine
+// must be created (the group's ranks each run one). A failed peer, or a peer that hit an
+// error or shut down, makes this engine unhealthy and fails its in-flight requests with the
+// reason; nothing waits longer than the group's timeout. shutdown(true) keeps taking part in
+// the lockstep until no rank has work; the other ranks then stop too (unhealthy). The group
+// must outlive the engine.
 class LlmEngine {
  public:
   // Takes ownership of the model; the tokenizer may be null (token-id-only serving).
@@ -130,8 +147,16 @@ class LlmEngine {
   struct Tracked;  // per-request detokenizer + stop checker + sink
   LlmEngine() = default;
   void loop();
+  // The data-parallel loop (lockstep with the peers), used instead of loop() with EP.
+  void dp_loop();
   // One scheduled step; false when nothing could be scheduled.
   Status step();
+  // Runs a scheduled step (empty: a data-parallel dummy forward), samples and emits.
+  Status run_step(const SchedulerOutput& so, int64_t max_tokens_across_dp);
+  // Marks the engine dead and fails every in-flight and queued request with `st`.
+  void die(const Status& st);
+  // Aborts every tracked request (stopping without draining).
+  void abort_all();
   // Moves queued adds and aborts into the scheduler; returns false when told to stop now.
   bool drain_inputs();
   struct Delivery {
@@ -152,6 +177,7 @@ class LlmEngine {
   std::unique_ptr<DeepseekModel> model_;
   std::shared_ptr<const Tokenizer> tokenizer_;
   std::unique_ptr<ModelRunner> runner_;
+  std::unique_ptr<DpCoordinator> dp_;     // set with an expert-parallel model
   std::unique_ptr<Scheduler> scheduler_;  // engine-loop thread only
   std::unique_ptr<Sampler> sampler_;      // engine-loop thread only
   KVEventSink* events_ = nullptr;         // not owned; engine-loop thread only

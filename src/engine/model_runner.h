@@ -18,8 +18,11 @@ class ModelRunner {
   ModelRunner(DeepseekModel* model, LatentCache cache) : model_(model), cache_(std::move(cache)) {}
 
   // logits: [rows, vocab]; row_ids[i] is the request whose logits are row i.
+  // `max_tokens_across_dp` >= 0: data-parallel lockstep (the model's MoE layers are
+  // collective): the forward runs even when `step` is empty (a dummy batch), and the agreed
+  // per-rank maximum token count is handed to the model.
   Status execute(const SchedulerOutput& step, std::vector<float>* logits,
-                 std::vector<std::string>* row_ids);
+                 std::vector<std::string>* row_ids, int64_t max_tokens_across_dp = -1);
 
   const LatentCache& cache() const { return cache_; }
 

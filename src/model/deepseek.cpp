@@ -1,6 +1,8 @@
 #include "model/deepseek.h"
 
+#include <algorithm>
 #include <cstring>
+#include <span>
 
 #include "core/parallel.h"
 #include "kernels/ops.h"
@@ -15,12 +17,18 @@ GateParams gate_params(const ModelConfig& c) {
   g.top_k = c.num_experts_per_tok;
   g.num_groups = c.n_group;
   g.topk_groups = c.topk_group;
-  g.scoring = c.scoring_func == ScoringFunc::kSigmoid ? GateScoring::kSigmoid
-                                                      : GateScoring::kSoftmax;
+  g.scoring =
+      c.scoring_func == ScoringFunc::kSigmoid ? GateScoring::kSigmoid : GateScoring::kSoftmax;
   switch (c.topk_method) {
-    case TopkMethod::kGreedy: g.method = GateTopk::kGreedy; break;
-    case TopkMethod::kGroupLimitedGreedy: g.method = GateTopk::kGroupLimitedGreedy; break;
-    case TopkMethod::kNoauxTc: g.method = GateTopk::kNoauxTc; break;
+    case TopkMethod::kGreedy:
+      g.method = GateTopk::kGreedy;
+      break;
+    case TopkMethod::kGroupLimitedGreedy:
+      g.method = GateTopk::kGroupLimitedGreedy;
+      break;
+    case TopkMethod::kNoauxTc:
+      g.method = GateTopk::kNoauxTc;
+      break;
   }
   g.renormalize = c.norm_topk_prob;
   g.routed_scaling_factor = static_cast<float>(c.routed_scaling_factor);
@@ -72,6 +80,27 @@ StatusOr<std::unique_ptr<DeepseekModel>> DeepseekModel::load(const std::string& 
   }
   MS_ASSIGN_OR_RETURN(m->lm_head_, Linear::create(head));
 
+  // Expert parallelism: one set of backends shared by every MoE layer (collective).
+  m->num_local_experts_ = c.n_routed_experts;
+  if (opts.expert_parallel && opts.expert_parallel->group == nullptr) {
+    return absl::InvalidArgumentError("expert parallel: no process group given");
+  }
+  if (opts.expert_parallel && opts.expert_parallel->group->world_size() > 1) {
+    const ExpertParallelOptions& ep = *opts.expert_parallel;
+    EpKernelConfig kc;
+    MS_ASSIGN_OR_RETURN(kc.backend, parse_all2all_backend(ep.all2all_backend));
+    kc.experts_format = opts.experts_format;
+    kc.num_experts = c.n_routed_experts;
+    kc.hidden = H;
+    kc.top_k = c.num_experts_per_tok;
+    kc.max_tokens_per_rank = ep.max_tokens_per_rank;
+    MS_ASSIGN_OR_RETURN(EpKernels k, EpKernels::create(ep.group, kc));
+    m->ep_.emplace(std::move(k));
+    const int rank = ep.group->rank();
+    m->first_local_expert_ = m->ep_->placement().first_expert(rank);
+    m->num_local_experts_ = m->ep_->placement().num_local_experts(rank);
+  }
+
   const size_t total = static_cast<size_t>(c.num_hidden_layers);
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const std::string p = absl::StrCat("model.layers.", l, ".");
@@ -84,7 +113,9 @@ StatusOr<std::unique_ptr<DeepseekModel>> DeepseekModel::load(const std::string& 
       const int64_t I = c.moe_intermediate_size, E = c.n_routed_experts;
       auto experts = std::make_shared<ExpertWeights>();
       experts->hidden = H;
-      for (int64_t e = 0; e < E; ++e) {
+      // Only this rank's experts (all of them without expert parallelism).
+      const int64_t first = m->first_local_expert_;
+      for (int64_t e = first; e < first + m->num_local_experts_; ++e) {
         MS_ASSIGN_OR_RETURN(GatedMlp mlp,
                             load_mlp(w, absl::StrCat(p, "mlp.experts.", e, "."), H, I));
         experts->experts.push_back(std::move(mlp));
@@ -100,8 +131,12 @@ StatusOr<std::unique_ptr<DeepseekModel>> DeepseekModel::load(const std::string& 
       if (w.has(bname)) {
         MS_ASSIGN_OR_RETURN(bias, w.vector_f32(bname, E));
       }
-      auto moe = make_local_moe_layer(gate_params(c), std::move(gw), std::move(bias),
-                                      std::move(shared), std::move(experts), opts.experts_format);
+      auto moe =
+          m->ep_ ? m->ep_->make_layer(gate_params(c), std::move(gw), std::move(bias),
+                                      std::move(shared), std::move(experts))
+                 : make_local_moe_layer(gate_params(c), std::move(gw), std::move(bias),
+                                        std::move(shared), std::move(experts),
+                                        opts.experts_format.value_or(ActivationFormat::kStandard));
       if (!moe.ok()) {
         return absl::InvalidArgumentError(
             absl::StrCat(dir, ": layer ", l, ": ", moe.status().message()));
@@ -127,8 +162,8 @@ Status DeepseekModel::validate_batch(const ForwardBatch& b, const LatentCache& c
       return absl::InvalidArgumentError("forward: sequence chunks must tile the token rows");
     }
     row += s.num_tokens;
-    const int64_t need = (s.num_computed + s.num_tokens + cache.block_size() - 1) /
-                         cache.block_size();
+    const int64_t need =
+        (s.num_computed + s.num_tokens + cache.block_size() - 1) / cache.block_size();
     if (s.num_blocks < need ||
         s.block_table_begin + s.num_blocks > static_cast<int64_t>(b.block_tables.size())) {
       return absl::InvalidArgumentError("forward: block table does not cover the chunk");
@@ -139,8 +174,7 @@ Status DeepseekModel::validate_batch(const ForwardBatch& b, const LatentCache& c
         return absl::InvalidArgumentError(absl::StrCat("forward: block id ", blk, " out of range"));
       }
     }
-    if (s.num_computed + s.num_tokens > cfg_.max_position_embeddings &&
-        !cfg_.rope_scaling.yarn) {
+    if (s.num_computed + s.num_tokens > cfg_.max_position_embeddings && !cfg_.rope_scaling.yarn) {
       return absl::InvalidArgumentError("forward: position beyond max_position_embeddings");
     }
   }
@@ -170,10 +204,41 @@ void DeepseekModel::embed(const ForwardBatch& b, float* h) const {
   });
 }
 
+std::string DeepseekModel::last_moe_backend() const {
+  for (const Layer& l : layers_) {
+    if (l.moe) return l.moe->last_prepare_finalize_name();
+  }
+  return "";
+}
+
 Status DeepseekModel::forward(const ForwardBatch& batch, const LatentCache& cache,
                               std::vector<float>* logits, std::vector<MoeRouting>* routing) {
-  MS_RETURN_IF_ERROR(validate_batch(batch, cache));
+  Status valid = validate_batch(batch, cache);
+  if (valid.ok()) return run_layers(batch, cache, logits, routing);
+  if (ep_) {
+    // Keep the peers in lockstep: run the layers' exchanges with no tokens of ours.
+    ForwardBatch dummy;
+    dummy.max_tokens_across_dp = batch.max_tokens_across_dp;
+    MS_RETURN_IF_ERROR(run_layers(dummy, cache, logits, nullptr));
+    logits->clear();
+  }
+  return valid;
+}
+
+Status DeepseekModel::run_layers(const ForwardBatch& batch, const LatentCache& cache,
+                                 std::vector<float>* logits, std::vector<MoeRouting>* routing) {
   const int64_t T = batch.num_tokens(), H = cfg_.hidden_size;
+  // The largest token count over the ranks, for layers that pick their kernel by it (auto).
+  int64_t max_tokens = T;
+  if (ep_ && ep_->needs_agreed_tokens()) {
+    if (batch.max_tokens_across_dp >= 0) {
+      max_tokens = std::max(batch.max_tokens_across_dp, T);
+    } else {
+      int64_t v = T;
+      MS_RETURN_IF_ERROR(ep_->group()->all_reduce(std::span<int64_t>(&v, 1), ReduceOp::kMax));
+      max_tokens = v;
+    }
+  }
   const float eps = static_cast<float>(cfg_.rms_norm_eps);
   std::vector<float> h(static_cast<size_t>(T * H));    // [T, H] residual stream
   std::vector<float> x(static_cast<size_t>(T * H));    // [T, H] normalised
@@ -182,15 +247,18 @@ Status DeepseekModel::forward(const ForwardBatch& batch, const LatentCache& cach
   if (routing) routing->assign(layers_.size(), MoeRouting{});
   for (size_t l = 0; l < layers_.size(); ++l) {
     Layer& layer = layers_[l];
-    rmsnorm(h.data(), H, layer.input_norm.data<float>(), x.data(), H, T, H, eps);
-    MS_RETURN_IF_ERROR(layer.attn->forward(x.data(), batch, cache, static_cast<int64_t>(l),
-                                           out.data()));
-    axpy(1.0f, out.data(), h.data(), T * H);
-    rmsnorm(h.data(), H, layer.post_norm.data<float>(), x.data(), H, T, H, eps);
-    if (layer.moe) {
+    if (T > 0) {
+      rmsnorm(h.data(), H, layer.input_norm.data<float>(), x.data(), H, T, H, eps);
       MS_RETURN_IF_ERROR(
-          layer.moe->forward(x.data(), T, out.data(), routing ? &(*routing)[l] : nullptr));
-    } else {
+          layer.attn->forward(x.data(), batch, cache, static_cast<int64_t>(l), out.data()));
+      axpy(1.0f, out.data(), h.data(), T * H);
+      rmsnorm(h.data(), H, layer.post_norm.data<float>(), x.data(), H, T, H, eps);
+    }
+    if (layer.moe) {
+      // Runs with T == 0 too: expert-parallel layers are collective.
+      MS_RETURN_IF_ERROR(layer.moe->forward(x.data(), T, out.data(),
+                                            routing ? &(*routing)[l] : nullptr, max_tokens));
+    } else if (T > 0) {
       layer.dense->forward(x.data(), T, out.data());
     }
     axpy(1.0f, out.data(), h.data(), T * H);

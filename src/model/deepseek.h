@@ -18,19 +18,40 @@
 #include "model/forward_batch.h"
 #include "model/latent_cache.h"
 #include "model/mla_attention.h"
+#include "moe/ep_backend.h"
 #include "moe/gated_mlp.h"
 #include "moe/moe_layer.h"
 
 namespace moeserve {
 
+// Expert parallelism (vLLM's --enable-expert-parallel with --data-parallel-size N): rank r of
+// the group's N ranks holds only the routed experts [r*E/N, (r+1)*E/N) and loads everything
+// else (attention, dense MLPs, shared experts, gates, embedding, LM head) fully, for
+// data-parallel attention.
+struct ExpertParallelOptions {
+  ProcessGroup* group = nullptr;  // required; must outlive the model (and its engine)
+  // allgather_reducescatter | all2all_ht | all2all_ll | auto, or vLLM's
+  // deepseek_high_throughput / deepseek_low_latency (see moe/ep_backend.h).
+  std::string all2all_backend = "allgather_reducescatter";
+  // all2all_ll's static per-rank token capacity per dispatch round (vLLM's
+  // VLLM_MOE_DP_CHUNK_SIZE); with auto, steps where every rank has at most this many tokens
+  // use all2all_ll.
+  int64_t max_tokens_per_rank = 256;
+};
+
 struct ModelLoadOptions {
-  ActivationFormat experts_format = ActivationFormat::kStandard;
+  // Unset: grouped (standard) without expert parallelism, else the backend's own format.
+  std::optional<ActivationFormat> experts_format;
+  // Unset, or a group of one rank: every expert on this process.
+  std::optional<ExpertParallelOptions> expert_parallel;
   // Called with (tensors loaded, total) while loading; may be empty.
   std::function<void(size_t, size_t)> progress;
 };
 
 class DeepseekModel {
  public:
+  // With expert parallelism, load() is collective: every rank of the group calls it with the
+  // same directory and options.
   static StatusOr<std::unique_ptr<DeepseekModel>> load(const std::string& dir,
                                                        const ModelLoadOptions& opts = {});
   const ModelConfig& config() const { return cfg_; }
@@ -41,8 +62,23 @@ class DeepseekModel {
 
   // Runs the batch; writes logits [batch.num_logit_rows(), vocab] (in chunk order) to `logits`.
   // `routing` (optional) receives each MoE layer's top-k ids, indexed by layer.
+  //
+  // Expert parallel: forward() is collective. Every rank calls it once per step, in lockstep,
+  // and every call runs every MoE layer's prepare/finalize: a rank with nothing to do passes
+  // an empty batch (no sequences; a dummy batch) and gets no logits. A batch that fails
+  // validation on one rank still runs the layers' exchanges with no tokens before the error
+  // is returned, so the peers do not wait. With the auto backend, batch.max_tokens_across_dp
+  // (when >= 0) is the agreed per-rank maximum; otherwise forward() all-reduces it itself.
   Status forward(const ForwardBatch& batch, const LatentCache& cache, std::vector<float>* logits,
                  std::vector<MoeRouting>* routing = nullptr);
+
+  // The expert-parallel group, or null without expert parallelism.
+  ProcessGroup* ep_group() const { return ep_ ? ep_->group() : nullptr; }
+  // Global id of this rank's first routed expert and how many it holds.
+  int64_t first_local_expert() const { return first_local_expert_; }
+  int64_t num_local_experts() const { return num_local_experts_; }
+  // The PrepareFinalize the last forward() ran in its MoE layers ("" if none ran yet).
+  std::string last_moe_backend() const;
 
  private:
   struct Layer {
@@ -53,6 +89,8 @@ class DeepseekModel {
     std::optional<MoeLayer> moe;
   };
   Status validate_batch(const ForwardBatch& batch, const LatentCache& cache) const;
+  Status run_layers(const ForwardBatch& batch, const LatentCache& cache, std::vector<float>* logits,
+                    std::vector<MoeRouting>* routing);
   void embed(const ForwardBatch& batch, float* h) const;
 
   ModelConfig cfg_;
@@ -62,6 +100,8 @@ class DeepseekModel {
   Tensor final_norm_;  // [H] f32
   Linear lm_head_;     // [vocab, H]
   std::vector<Layer> layers_;
+  std::optional<EpKernels> ep_;  // expert parallelism: the backends every MoE layer shares
+  int64_t first_local_expert_ = 0, num_local_experts_ = 0;
 };
 
 }  // namespace moeserve

@@ -9,10 +9,10 @@
 namespace moeserve {
 
 struct SeqChunk {
-  int64_t token_begin = 0;   // first row of this chunk in ForwardBatch::tokens
-  int64_t num_tokens = 0;    // rows in this chunk (>= 1)
-  int64_t num_computed = 0;  // tokens already in the cache; the chunk covers positions
-                             // [num_computed, num_computed + num_tokens)
+  int64_t token_begin = 0;        // first row of this chunk in ForwardBatch::tokens
+  int64_t num_tokens = 0;         // rows in this chunk (>= 1)
+  int64_t num_computed = 0;       // tokens already in the cache; the chunk covers positions
+                                  // [num_computed, num_computed + num_tokens)
   int64_t block_table_begin = 0;  // into ForwardBatch::block_tables
   int64_t num_blocks = 0;         // must cover num_computed + num_tokens positions
   bool need_logits = false;       // produce logits for the chunk's last token
@@ -22,6 +22,9 @@ struct ForwardBatch {
   std::vector<int32_t> tokens;        // [T]
   std::vector<SeqChunk> seqs;         // chunks in row order
   std::vector<int32_t> block_tables;  // flat, per sequence slice
+  // Expert parallel: the largest num_tokens() of this step over every rank, when the caller
+  // already agreed on it with its peers (the engine's DP coordinator); -1: unknown.
+  int64_t max_tokens_across_dp = -1;
 
   int64_t num_tokens() const { return static_cast<int64_t>(tokens.size()); }
   int64_t num_logit_rows() const {

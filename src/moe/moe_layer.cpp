@@ -12,7 +12,7 @@ namespace moeserve {
 
 StatusOr<MoeLayer> MoeLayer::create(GateParams gate, Tensor gate_weight, Tensor bias,
                                     std::optional<GatedMlp> shared,
-                                    std::unique_ptr<PrepareFinalize> prepare_finalize,
+                                    std::shared_ptr<PrepareFinalize> prepare_finalize,
                                     std::unique_ptr<Experts> experts) {
   MS_RETURN_IF_ERROR(gate.validate());
   if (prepare_finalize->format() != experts->format()) {
@@ -62,7 +62,37 @@ StatusOr<MoeLayer> MoeLayer::create(GateParams gate, Tensor gate_weight, Tensor 
   return m;
 }
 
-Status MoeLayer::forward(const float* x, int64_t T, float* y, MoeRouting* routing) {
+Status MoeLayer::set_low_latency_kernel(std::shared_ptr<PrepareFinalize> prepare_finalize,
+                                        std::unique_ptr<Experts> experts, int64_t max_tokens) {
+  if (prepare_finalize->format() != experts->format()) {
+    return absl::InvalidArgumentError(absl::StrCat("moe: prepare/finalize '",
+                                                   prepare_finalize->name(), "' and experts '",
+                                                   experts->name(), "' use different formats"));
+  }
+  if (max_tokens < 0) {
+    return absl::InvalidArgumentError("moe: the low-latency token threshold must be >= 0");
+  }
+  ll_pf_ = std::move(prepare_finalize);
+  ll_experts_ = std::move(experts);
+  ll_max_tokens_ = max_tokens;
+  return absl::OkStatus();
+}
+
+Status MoeLayer::forward(const float* x, int64_t T, float* y, MoeRouting* routing,
+                         int64_t max_tokens_across_ranks) {
+  PrepareFinalize* pf = pf_.get();
+  const Experts* experts = experts_.get();
+  if (ll_pf_) {
+    if (max_tokens_across_ranks < T) {
+      return absl::InternalError(
+          "moe: a layer with two kernels needs the token count agreed across ranks");
+    }
+    if (max_tokens_across_ranks <= ll_max_tokens_) {
+      pf = ll_pf_.get();
+      experts = ll_experts_.get();
+    }
+  }
+  last_pf_name_ = pf->name();
   const int64_t E = gate_.num_experts, K = gate_.top_k, H = gate_linear_.in_features();
   std::vector<float> logits(static_cast<size_t>(T * E));  // [T, E]
   gate_linear_.forward(x, T, logits.data());
@@ -81,7 +111,7 @@ Status MoeLayer::forward(const float* x, int64_t T, float* y, MoeRouting* routin
       shared_->forward(x, T, shared_out.data());
     };
   }
-  MS_RETURN_IF_ERROR(run_modular_kernel(*pf_, *experts_, in, &batch_, &expert_out_, y, overlap));
+  MS_RETURN_IF_ERROR(run_modular_kernel(*pf, *experts, in, &batch_, &expert_out_, y, overlap));
   if (shared_) axpy(1.0f, shared_out.data(), y, T * H);
   if (routing) {
     routing->topk_ids = std::move(ids);

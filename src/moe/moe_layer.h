@@ -24,19 +24,34 @@ struct MoeRouting {
 class MoeLayer {
  public:
   // gate_weight: [E, H]; bias: [E] f32 or undefined; shared may be empty.
+  // `prepare_finalize` may be shared by several layers (of one model): layers run one after
+  // another, and a backend holds state only between one layer's prepare and finalize.
   static StatusOr<MoeLayer> create(GateParams gate, Tensor gate_weight, Tensor bias,
                                    std::optional<GatedMlp> shared,
-                                   std::unique_ptr<PrepareFinalize> prepare_finalize,
+                                   std::shared_ptr<PrepareFinalize> prepare_finalize,
                                    std::unique_ptr<Experts> experts);
   MoeLayer(MoeLayer&&) = default;
   MoeLayer& operator=(MoeLayer&&) = default;
 
+  // Adds a second kernel for small steps (e.g. all2all_ll beside all2all_ht, vLLM's
+  // DeepEP low-latency mode for decode): a forward call whose `max_tokens_across_ranks` is at
+  // most `max_tokens` runs it, larger ones run the main kernel. The choice must be the same
+  // on every rank of an expert-parallel group, hence the agreed count.
+  Status set_low_latency_kernel(std::shared_ptr<PrepareFinalize> prepare_finalize,
+                                std::unique_ptr<Experts> experts, int64_t max_tokens);
+  bool has_low_latency_kernel() const { return ll_pf_ != nullptr; }
+
   // x: [T, H] -> y: [T, H] (overwritten). `routing` (may be null) receives the gate output.
-  Status forward(const float* x, int64_t num_tokens, float* y, MoeRouting* routing = nullptr);
+  // `max_tokens_across_ranks`: the largest T of this call over every rank of the group
+  // (required, >= 0, when a low-latency kernel is set; ignored otherwise).
+  Status forward(const float* x, int64_t num_tokens, float* y, MoeRouting* routing = nullptr,
+                 int64_t max_tokens_across_ranks = -1);
 
   const GateParams& gate_params() const { return gate_; }
   const char* prepare_finalize_name() const { return pf_->name(); }
   const char* experts_name() const { return experts_->name(); }
+  // The backend the last forward() ran ("" before the first).
+  const char* last_prepare_finalize_name() const { return last_pf_name_; }
 
  private:
   MoeLayer() = default;
@@ -44,8 +59,12 @@ class MoeLayer {
   Linear gate_linear_;
   std::vector<float> bias_;  // [E] or empty
   std::optional<GatedMlp> shared_;
-  std::unique_ptr<PrepareFinalize> pf_;
+  std::shared_ptr<PrepareFinalize> pf_;
   std::unique_ptr<Experts> experts_;
+  std::shared_ptr<PrepareFinalize> ll_pf_;  // optional low-latency kernel
+  std::unique_ptr<Experts> ll_experts_;
+  int64_t ll_max_tokens_ = 0;
+  const char* last_pf_name_ = "";
   ExpertBatch batch_;              // reused across calls
   std::vector<float> expert_out_;  // reused across calls
 };
