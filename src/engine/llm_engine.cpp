@@ -19,6 +19,8 @@ struct LlmEngine::Tracked {
   bool want_logprobs = false;
   int32_t num_prompt_tokens = 0;
   int32_t num_output_tokens = 0;
+  // Engine-side timestamps of the request's phases (scheduled/first_token unset: epoch).
+  std::chrono::steady_clock::time_point queued, scheduled, first_token, last_token;
 
   Tracked(std::shared_ptr<OutputSink> s, const Tokenizer* tok, const SamplingParams& p,
           int32_t prompt_len)
@@ -122,6 +124,7 @@ Status LlmEngine::add_request(NewRequest r) {
     return absl::UnavailableError("too many requests are waiting; retry later");
   }
   ++queued_;
+  r.queued_at = std::chrono::steady_clock::now();
   pending_adds_.push_back(std::move(r));
   cv_.notify_one();
   return absl::OkStatus();
@@ -307,6 +310,7 @@ bool LlmEngine::drain_inputs() {
   for (NewRequest& r : adds) {
     auto t = std::make_unique<Tracked>(r.sink, tokenizer_.get(), r.params,
                                        static_cast<int32_t>(r.prompt_token_ids.size()));
+    t->queued = r.queued_at;
     const std::string id = r.request_id;
     if (tracked_.contains(id)) {
       fail(*t, id, "error", absl::StrCat("duplicate request id ", id));
@@ -332,6 +336,21 @@ bool LlmEngine::drain_inputs() {
   return true;
 }
 
+std::optional<RequestPhaseTimes> LlmEngine::phase_times(const Tracked& t) {
+  if (t.scheduled.time_since_epoch().count() == 0 || t.first_token.time_since_epoch().count() == 0) {
+    return std::nullopt;
+  }
+  auto secs = [](std::chrono::steady_clock::duration d) {
+    return std::max(0.0, std::chrono::duration<double>(d).count());
+  };
+  RequestPhaseTimes p;
+  p.queue_seconds = secs(t.scheduled - t.queued);
+  p.prefill_seconds = secs(t.first_token - t.scheduled);
+  p.decode_seconds = secs(t.last_token - t.first_token);
+  p.inference_seconds = secs(t.last_token - t.scheduled);
+  return p;
+}
+
 void LlmEngine::fail(Tracked& t, const std::string& id, const std::string& reason,
                      const std::string& error) {
   EngineOutput o;
@@ -341,6 +360,7 @@ void LlmEngine::fail(Tracked& t, const std::string& id, const std::string& reaso
   o.error = error;
   o.num_prompt_tokens = t.num_prompt_tokens;
   o.num_output_tokens = t.num_output_tokens;
+  o.phase_times = phase_times(t);
   t.sink->on_output(std::move(o));
 }
 
@@ -357,6 +377,13 @@ Status LlmEngine::step() {
 }
 
 Status LlmEngine::run_step(const SchedulerOutput& so, int64_t max_tokens_across_dp) {
+  const auto step_start = std::chrono::steady_clock::now();
+  for (const ScheduledRequest& r : so.scheduled) {
+    auto it = tracked_.find(r.request_id);
+    if (it != tracked_.end() && it->second->scheduled.time_since_epoch().count() == 0) {
+      it->second->scheduled = step_start;
+    }
+  }
   std::vector<float> logits;
   std::vector<std::string> rows;
   MS_RETURN_IF_ERROR(runner_->execute(so, &logits, &rows, max_tokens_across_dp));
@@ -415,6 +442,10 @@ std::optional<LlmEngine::Delivery> LlmEngine::emit(const RequestOutput& out,
   o.num_cached_tokens = std::max(0, out.num_cached_tokens);
   t.num_output_tokens += static_cast<int32_t>(out.new_token_ids.size());
   o.num_output_tokens = t.num_output_tokens;
+  if (!out.new_token_ids.empty()) {
+    t.last_token = std::chrono::steady_clock::now();
+    if (t.first_token.time_since_epoch().count() == 0) t.first_token = t.last_token;
+  }
   bool finished = out.finished;
   RequestStatus status = out.status;
   StopReason reason = out.stop_reason;
@@ -439,6 +470,7 @@ std::optional<LlmEngine::Delivery> LlmEngine::emit(const RequestOutput& out,
   if (finished) {
     o.finish_reason = std::string(finish_reason(status));
     o.stop_reason = reason;
+    o.phase_times = phase_times(t);
   }
   Delivery d{t.sink, std::move(o)};
   if (finished) tracked_.erase(it);

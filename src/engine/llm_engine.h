@@ -56,6 +56,15 @@ struct TokenLogprobs {
 
 // What one step produced for one request. Text is only what is safe to show: never half a
 // UTF-8 character, never a prefix of a stop string that may still match.
+// Where a finished request spent its time inside the engine (vLLM's engine-core timestamps:
+// queued when the engine took it, scheduled the first time, first and last new token).
+struct RequestPhaseTimes {
+  double queue_seconds = 0.0;      // queued → first scheduled
+  double prefill_seconds = 0.0;    // first scheduled → first token
+  double decode_seconds = 0.0;     // first token → last token
+  double inference_seconds = 0.0;  // first scheduled → last token
+};
+
 struct EngineOutput {
   std::string request_id;
   std::vector<int32_t> token_ids;       // new tokens this step
@@ -68,6 +77,8 @@ struct EngineOutput {
   int32_t num_cached_tokens = 0;  // prefix-cache hit, in tokens
   int32_t num_output_tokens = 0;  // so far
   std::string error;              // set with finish_reason "error"
+  // On the finished output of a request that produced a token.
+  std::optional<RequestPhaseTimes> phase_times;
 };
 
 class OutputSink {
@@ -83,6 +94,8 @@ struct NewRequest {
   SamplingParams params;  // validated, generation_config defaults applied, max_tokens set
   std::string cache_salt;
   std::shared_ptr<OutputSink> sink;
+  // Set by add_request (when the engine took the request).
+  std::chrono::steady_clock::time_point queued_at{};
 };
 
 // Counters and gauges for /metrics; counters are totals since start.
@@ -165,6 +178,8 @@ class LlmEngine {
   };
   // Detokenizes and stop-checks one request's new tokens; returns the delta for its sink.
   std::optional<Delivery> emit(const RequestOutput& out, std::vector<TokenLogprobs> logprobs);
+  // The phases of a request that was scheduled and produced a token; nullopt otherwise.
+  static std::optional<RequestPhaseTimes> phase_times(const Tracked& t);
   // Ends a request that never produced output (rejected or failed).
   void fail(Tracked& t, const std::string& id, const std::string& reason, const std::string& error);
   void publish_stats(const SchedulerOutput& step, int64_t new_tokens);

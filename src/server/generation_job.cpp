@@ -59,6 +59,7 @@ class Job : public std::enable_shared_from_this<Job> {
     Clock::time_point last_token;
     std::optional<double> ttft;
     std::vector<double> itl;
+    std::optional<engine::RequestPhaseTimes> phase_times;
   };
 
   const char* object_name() const {
@@ -204,6 +205,7 @@ void Job::record(const Choice& c, size_t index) {
   r.max_tokens = spec_.prompts[c.prompt_index].params.max_tokens.value_or(0);
   r.n = spec_.n;
   r.count_params = index % static_cast<size_t>(spec_.n) == 0;
+  r.phase_times = c.phase_times;
   ctx_->metrics->observe_request(r);
 }
 
@@ -253,6 +255,7 @@ void Job::on_output(size_t index, engine::EngineOutput out) {
     c.finished = true;
     c.finish_reason = out.finish_reason;
     c.stop_reason = out.stop_reason;
+    c.phase_times = out.phase_times;
     ++num_finished_;
     record(c, index);
   }

@@ -71,6 +71,12 @@ ServerMetrics::ServerMetrics(std::string model_name, int32_t max_model_len,
                   "Histogram of e2e request latency in seconds.", kLatencyBuckets);
   r.add_histogram("vllm:request_queue_time_seconds",
                   "Histogram of time spent in WAITING phase for request.", kLatencyBuckets);
+  r.add_histogram("vllm:request_inference_time_seconds",
+                  "Histogram of time spent in RUNNING phase for request.", kLatencyBuckets);
+  r.add_histogram("vllm:request_prefill_time_seconds",
+                  "Histogram of time spent in PREFILL phase for request.", kLatencyBuckets);
+  r.add_histogram("vllm:request_decode_time_seconds",
+                  "Histogram of time spent in DECODE phase for request.", kLatencyBuckets);
   r.add_gauge("vllm:cache_config_info", "Information of the LLMEngine CacheConfig");
   r.gauge_set("vllm:cache_config_info",
               {{"block_size", std::to_string(cache.block_size)},
@@ -104,6 +110,12 @@ void ServerMetrics::observe_request(const RequestRecord& rec) {
   }
   if (rec.ttft_seconds) {
     r.histogram_observe("vllm:time_to_first_token_seconds", labels_, *rec.ttft_seconds);
+  }
+  if (const auto& p = rec.phase_times) {
+    r.histogram_observe("vllm:request_queue_time_seconds", labels_, p->queue_seconds);
+    r.histogram_observe("vllm:request_inference_time_seconds", labels_, p->inference_seconds);
+    r.histogram_observe("vllm:request_prefill_time_seconds", labels_, p->prefill_seconds);
+    r.histogram_observe("vllm:request_decode_time_seconds", labels_, p->decode_seconds);
   }
   double decode_seconds = 0.0;
   for (double s : rec.inter_token_seconds) {

@@ -28,6 +28,8 @@ struct RequestRecord {
   int32_t max_tokens = 0;    // the resolved max_tokens parameter
   int32_t n = 1;             // the request's n (once per HTTP request)
   bool count_params = true;  // observe n/max_tokens (first choice only)
+  // Engine-side phases (queue, prefill, decode, inference) when the request produced a token.
+  std::optional<engine::RequestPhaseTimes> phase_times;
 };
 
 // Labels of vllm:cache_config_info.

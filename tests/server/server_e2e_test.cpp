@@ -390,6 +390,7 @@ TEST_F(ServerE2E, MetricsMoveAndIdleCacheIsEmpty) {
   const double gen_before = metric_value(before, "vllm:generation_tokens_total");
   const double ok_before =
       metric_value(before, "vllm:request_success_total", {"finished_reason=\"length\""});
+  const double queued_before = metric_value(before, "vllm:request_queue_time_seconds_count");
   ASSERT_EQ(
       post("/v1/completions", {{"prompt", "m"}, {"max_tokens", 4}, {"ignore_eos", true}}).status,
       200);
@@ -406,6 +407,18 @@ TEST_F(ServerE2E, MetricsMoveAndIdleCacheIsEmpty) {
       metric_value(after, "vllm:prompt_tokens_total", {"model_name=\"tiny\"", "engine=\"0\""}), 0);
   EXPECT_GT(metric_value(after, "vllm:time_to_first_token_seconds_count"), 0);
   EXPECT_GT(metric_value(after, "vllm:e2e_request_latency_seconds_count"), 0);
+  // Engine-side phases: one observation each for the request, and they nest inside e2e.
+  EXPECT_EQ(metric_value(after, "vllm:request_queue_time_seconds_count"), queued_before + 1);
+  for (const char* phase : {"inference", "prefill", "decode"}) {
+    const std::string name = std::string("vllm:request_") + phase + "_time_seconds";
+    EXPECT_EQ(metric_value(after, name + "_count"),
+              metric_value(after, "vllm:request_queue_time_seconds_count"))
+        << name;
+    EXPECT_LE(metric_value(after, name + "_sum"),
+              metric_value(after, "vllm:e2e_request_latency_seconds_sum"))
+        << name;
+  }
+  EXPECT_GT(metric_value(after, "vllm:request_decode_time_seconds_sum"), 0.0);
   EXPECT_EQ(metric_value(after, "vllm:kv_cache_usage_perc"), 0.0);
   EXPECT_EQ(metric_value(after, "vllm:num_requests_waiting"), 0.0);
 }
