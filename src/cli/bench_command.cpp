@@ -112,12 +112,14 @@ int bench_model(int argc, char** argv) {
 
 int bench_main(int argc, char** argv) {
   if (argc >= 2 && std::string(argv[1]) == "model") return bench_model(argc - 1, argv + 1);
+  if (argc >= 2 && std::string(argv[1]) == "decode") return bench_decode_main(argc - 1, argv + 1);
   if (argc >= 2 && std::string(argv[1]) == "moe") return bench_moe_main(argc - 1, argv + 1);
   if (argc >= 2 && std::string(argv[1]) == "serve") {
     return bench::bench_serve_main(argc - 1, argv + 1);
   }
   std::fprintf(stderr,
                "usage: moeserve bench model MODEL [options]\n"
+               "       moeserve bench decode MODEL [--batch 1,8,32 ...]\n"
                "       moeserve bench moe [--ep N --hidden H --topk K --backends ...]\n"
                "       moeserve bench serve [vllm bench serve options]\n");
   return 2;

@@ -6,5 +6,7 @@ namespace moeserve {
 int gen_model_main(int argc, char** argv);
 int run_main(int argc, char** argv);
 int bench_main(int argc, char** argv);
+// `moeserve bench decode`: batched-decode throughput through the engine (bench_decode.cpp).
+int bench_decode_main(int argc, char** argv);
 
 }  // namespace moeserve

@@ -1,5 +1,7 @@
 #include "cli/model_cost.h"
 
+#include <cmath>
+
 namespace moeserve {
 namespace {
 
@@ -43,6 +45,33 @@ double decode_bytes(const ModelConfig& c, int64_t context, double wb) {
   double bytes = values * wb;
   bytes += 4.0 * static_cast<double>(context + 1) * (c.kv_lora_rank + c.qk_rope_head_dim) *
            static_cast<double>(c.num_hidden_layers);
+  return bytes;
+}
+
+double expected_experts_touched(const ModelConfig& c, int64_t batch) {
+  const double E = static_cast<double>(c.n_routed_experts);
+  if (E <= 0) return 0;
+  const double k = static_cast<double>(c.num_experts_per_tok);
+  return E * (1.0 - std::pow(1.0 - k / E, static_cast<double>(batch)));
+}
+
+double decode_step_bytes(const ModelConfig& c, int64_t batch, int64_t context, double wb) {
+  const double H = c.hidden_size;
+  const double touched = expected_experts_touched(c, batch);
+  double values = 0;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    values += attn_weights(c);
+    if (!c.is_moe_layer(l)) {
+      values += 3.0 * H * c.intermediate_size;
+    } else {
+      values += H * c.n_routed_experts +
+                3.0 * H * c.moe_intermediate_size * (touched + c.n_shared_experts);
+    }
+  }
+  values += H * c.vocab_size + H * static_cast<double>(batch);
+  double bytes = values * wb;
+  bytes += 4.0 * static_cast<double>(batch) * static_cast<double>(context + 1) *
+           (c.kv_lora_rank + c.qk_rope_head_dim) * static_cast<double>(c.num_hidden_layers);
   return bytes;
 }
 

@@ -19,4 +19,15 @@ double prefill_flops(const ModelConfig& c, int64_t prompt_len);
 // embedding row, and the f32 latent cache of every layer.
 double decode_bytes(const ModelConfig& c, int64_t context, double weight_bytes);
 
+// Expected number of distinct routed experts a MoE layer touches when `batch` tokens each pick
+// top-k of E uniformly at random: E * (1 - (1 - k/E)^batch).
+double expected_experts_touched(const ModelConfig& c, int64_t batch);
+
+// Bytes one decode step of `batch` sequences (each at context `context`) must read: every
+// attention and dense weight once, the gate, the shared experts and the expected distinct
+// routed experts of each MoE layer, the LM head, `batch` embedding rows, and every
+// sequence's latent cache.
+double decode_step_bytes(const ModelConfig& c, int64_t batch, int64_t context,
+                         double weight_bytes);
+
 }  // namespace moeserve

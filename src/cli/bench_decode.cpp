@@ -1,0 +1,224 @@
+// `moeserve bench decode MODEL [--batch 1,8,32] [--prompt-len 64] [--decode-tokens 32]`:
+// batched-decode throughput through the real engine (scheduler, paged latent cache, sampler)
+// at several batch sizes, each beside the bytes bound of its step (weights the step must read,
+// with the expected number of distinct routed experts for that batch, over the DRAM read
+// bandwidth measured in the same run) and as a speed-up over batch 1.
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <iostream>
+#include <mutex>
+#include <random>
+#include <sstream>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
+#include "cli/commands.h"
+#include "cli/model_cost.h"
+#include "core/cpu_features.h"
+#include "core/parallel.h"
+#include "core/dtype.h"
+#include "engine/llm_engine.h"
+#include "kernels/ceilings.h"
+#include "model/deepseek.h"
+#include "nlohmann/json.hpp"
+
+namespace moeserve {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Collects the outputs of one batch of requests: when every request has its first token
+// (prefill done) and when the last one finished.
+class BatchSink : public engine::OutputSink {
+ public:
+  explicit BatchSink(int expected) : remaining_(expected), waiting_first_(expected) {}
+
+  void on_output(engine::EngineOutput o) override {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (!o.token_ids.empty()) {
+      tokens_ += static_cast<int64_t>(o.token_ids.size());
+      if (o.num_output_tokens == static_cast<int32_t>(o.token_ids.size()) &&
+          --waiting_first_ == 0) {
+        all_first_ = Clock::now();
+        tokens_at_first_ = tokens_;
+      }
+    }
+    if (o.finished) {
+      if (o.finish_reason == "error" || o.finish_reason == "abort") {
+        error_ = o.error.empty() ? o.finish_reason : o.error;
+      }
+      if (--remaining_ == 0) {
+        end_ = Clock::now();
+        cv_.notify_all();
+      }
+    }
+  }
+
+  // Waits for every request; returns decode tokens/s after the last first token.
+  StatusOr<double> wait() {
+    std::unique_lock<std::mutex> lk(mu_);
+    cv_.wait(lk, [&] { return remaining_ == 0; });
+    if (!error_.empty()) return absl::InternalError(error_);
+    const double s = std::chrono::duration<double>(end_ - all_first_).count();
+    if (waiting_first_ > 0 || s <= 0) return absl::InternalError("no decode steps were timed");
+    return static_cast<double>(tokens_ - tokens_at_first_) / s;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int remaining_;
+  int waiting_first_;
+  int64_t tokens_ = 0, tokens_at_first_ = 0;
+  Clock::time_point all_first_, end_;
+  std::string error_;
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+StatusOr<std::vector<int>> parse_batches(const std::string& list) {
+  std::vector<int> out;
+  std::stringstream ss(list);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    int b = 0;
+    try {
+      b = std::stoi(item);
+    } catch (...) {
+      return absl::InvalidArgumentError(absl::StrCat("--batch: not a number: '", item, "'"));
+    }
+    if (b < 1 || b > 4096) return absl::InvalidArgumentError("--batch: sizes are 1..4096");
+    out.push_back(b);
+  }
+  if (out.empty()) return absl::InvalidArgumentError("--batch: give at least one size");
+  return out;
+}
+
+}  // namespace
+
+int bench_decode_main(int argc, char** argv) {
+  CLI::App app{"Batched-decode throughput through the engine, against the bytes bound",
+               "moeserve bench decode"};
+  std::string dir, batch_list = "1,2,4,8,16,32";
+  int64_t prompt_len = 64, decode_tokens = 32;
+  int runs = 3;
+  bool json = false;
+  app.add_option("MODEL", dir, "checkpoint directory")->required();
+  app.add_option("--batch", batch_list, "comma-separated batch sizes (default 1,2,4,8,16,32)");
+  app.add_option("--prompt-len", prompt_len, "prompt tokens per sequence")
+      ->check(CLI::Range(1, 1 << 16));
+  app.add_option("--decode-tokens", decode_tokens, "decode steps timed per sequence")
+      ->check(CLI::Range(1, 1 << 16));
+  app.add_option("--runs", runs, "repetitions per batch size (median reported)")
+      ->check(CLI::Range(1, 100));
+  app.add_flag("--json", json, "print one JSON object");
+  CLI11_PARSE(app, argc, argv);
+  auto fail = [](const Status& st) {
+    std::fprintf(stderr, "moeserve bench decode: %s\n", std::string(st.message()).c_str());
+    return 1;
+  };
+  auto batches = parse_batches(batch_list);
+  if (!batches.ok()) return fail(batches.status());
+  const int max_batch = *std::max_element(batches->begin(), batches->end());
+
+  auto model = DeepseekModel::load(dir);
+  if (!model.ok()) return fail(model.status());
+  const ModelConfig mc = (*model)->config();
+  const double wb = static_cast<double>(dtype_size((*model)->weight_dtype()));
+  const int64_t seq_len = prompt_len + decode_tokens + 1;
+  if (seq_len > mc.max_position_embeddings) {
+    return fail(absl::InvalidArgumentError("--prompt-len + --decode-tokens exceed the context"));
+  }
+
+  engine::EngineConfig ec;
+  ec.scheduler.max_num_seqs = max_batch;
+  ec.scheduler.max_model_len = static_cast<int32_t>(seq_len);
+  // Every batch's prompts fit one step, so the timed steps are pure decode.
+  ec.scheduler.max_num_batched_tokens =
+      static_cast<int32_t>(std::max<int64_t>(2048, prompt_len * max_batch));
+  ec.cache.enable_prefix_caching = false;
+  const int64_t blocks_per_seq = (seq_len + ec.cache.block_size - 1) / ec.cache.block_size;
+  ec.cache.num_blocks = static_cast<int32_t>(blocks_per_seq * max_batch + 2);
+  ec.sampler_seed = 1;
+  auto eng = engine::LlmEngine::create(ec, std::move(*model), nullptr);
+  if (!eng.ok()) return fail(eng.status());
+
+  std::mt19937 rng(7);
+  int64_t next_id = 0;
+  // One batch: `b` sequences of fresh random prompts, greedy, exactly decode_tokens + 1 tokens.
+  auto run_batch = [&](int b) -> StatusOr<double> {
+    auto sink = std::make_shared<BatchSink>(b);
+    for (int i = 0; i < b; ++i) {
+      engine::NewRequest r;
+      r.request_id = absl::StrCat("bench-", next_id++);
+      r.prompt_token_ids.resize(static_cast<size_t>(prompt_len));
+      for (auto& t : r.prompt_token_ids) t = static_cast<int32_t>(rng() % mc.vocab_size);
+      r.params.temperature = 0.0f;
+      r.params.max_tokens = static_cast<int32_t>(decode_tokens + 1);
+      r.params.ignore_eos = true;
+      r.sink = sink;
+      MS_RETURN_IF_ERROR((*eng)->add_request(std::move(r)));
+    }
+    return sink->wait();
+  };
+  // Warm-up: faults the mmap'd weights in (the largest batch touches the most experts).
+  if (auto w = run_batch(max_batch); !w.ok()) return fail(w.status());
+
+  nlohmann::json rows = nlohmann::json::array();
+  double base_rate = 0;
+  const int64_t ctx_mid = prompt_len + decode_tokens / 2;
+  for (int b : *batches) {
+    std::vector<double> rate, dram;
+    for (int r = 0; r < runs; ++r) {
+      auto tps = run_batch(b);
+      if (!tps.ok()) return fail(tps.status());
+      rate.push_back(*tps);
+      dram.push_back(measure_dram_read_gbps());
+    }
+    const double tps = median(rate), gbps = median(dram);
+    const double step_bytes = decode_step_bytes(mc, b, ctx_mid, wb);
+    const double bound_tps = static_cast<double>(b) * gbps * 1e9 / step_bytes;
+    if (b == 1) base_rate = tps;
+    rows.push_back({{"batch", b},
+                    {"decode_tokens_per_s", tps},
+                    {"step_ms", 1e3 * b / tps},
+                    {"experts_touched_per_layer", expected_experts_touched(mc, b)},
+                    {"step_bytes", step_bytes},
+                    {"dram_read_gbps", gbps},
+                    {"bound_tokens_per_s", bound_tps},
+                    {"ratio_to_bound", tps / bound_tps}});
+  }
+  for (auto& r : rows) {
+    r["speedup_over_batch1"] =
+        base_rate > 0 ? r["decode_tokens_per_s"].get<double>() / base_rate : 0.0;
+  }
+  nlohmann::json out = {{"model", dir},
+                        {"threads", num_threads()},
+                        {"isa", std::string(isa_name(isa_level()))},
+                        {"prompt_len", prompt_len},
+                        {"decode_tokens", decode_tokens},
+                        {"rows", rows}};
+  if (json) {
+    std::cout << out.dump() << std::endl;
+    return 0;
+  }
+  std::printf("%6s %12s %10s %9s %10s %10s %12s %8s %9s\n", "batch", "decode tok/s", "step ms",
+              "experts", "MB/step", "DRAM GB/s", "bound tok/s", "ratio", "speed-up");
+  for (const auto& r : rows) {
+    std::printf("%6d %12.2f %10.1f %9.1f %10.0f %10.2f %12.2f %7.0f%% %8.2fx\n",
+                r["batch"].get<int>(), r["decode_tokens_per_s"].get<double>(),
+                r["step_ms"].get<double>(), r["experts_touched_per_layer"].get<double>(),
+                r["step_bytes"].get<double>() / 1e6, r["dram_read_gbps"].get<double>(),
+                r["bound_tokens_per_s"].get<double>(), 100.0 * r["ratio_to_bound"].get<double>(),
+                r["speedup_over_batch1"].get<double>());
+  }
+  if (base_rate == 0) std::printf("(speed-up needs batch 1 in --batch)\n");
+  return 0;
+}
+
+}  // namespace moeserve
