@@ -1,8 +1,9 @@
 // `moeserve bench decode MODEL [--batch 1,8,32] [--prompt-len 64] [--decode-tokens 32]`:
 // batched-decode throughput through the real engine (scheduler, paged latent cache, sampler)
-// at several batch sizes, each beside the bytes bound of its step (weights the step must read,
-// with the expected number of distinct routed experts for that batch, over the DRAM read
-// bandwidth measured in the same run) and as a speed-up over batch 1.
+// at several batch sizes, as a speed-up over batch 1 and beside the bound of its step: the
+// lower of the bytes bound (weights the step must read, with the expected number of distinct
+// routed experts for that batch, over the DRAM read bandwidth) and the compute bound (the
+// step's FLOPs over the oneDNN matmul rate), both ceilings measured in the same run.
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
@@ -173,16 +174,20 @@ int bench_decode_main(int argc, char** argv) {
   double base_rate = 0;
   const int64_t ctx_mid = prompt_len + decode_tokens / 2;
   for (int b : *batches) {
-    std::vector<double> rate, dram;
+    std::vector<double> rate, dram, gemm;
     for (int r = 0; r < runs; ++r) {
       auto tps = run_batch(b);
       if (!tps.ok()) return fail(tps.status());
       rate.push_back(*tps);
+      // Ceilings interleaved with the runs so both see the same machine state.
       dram.push_back(measure_dram_read_gbps());
+      gemm.push_back(measure_onednn_matmul_gflops(true, 1024, 3).gflops);
     }
-    const double tps = median(rate), gbps = median(dram);
+    const double tps = median(rate), gbps = median(dram), gflops = median(gemm);
     const double step_bytes = decode_step_bytes(mc, b, ctx_mid, wb);
-    const double bound_tps = static_cast<double>(b) * gbps * 1e9 / step_bytes;
+    const double bytes_tps = static_cast<double>(b) * gbps * 1e9 / step_bytes;
+    const double compute_tps = gflops * 1e9 / decode_token_flops(mc, ctx_mid);
+    const double bound_tps = std::min(bytes_tps, compute_tps);
     if (b == 1) base_rate = tps;
     rows.push_back({{"batch", b},
                     {"decode_tokens_per_s", tps},
@@ -190,6 +195,10 @@ int bench_decode_main(int argc, char** argv) {
                     {"experts_touched_per_layer", expected_experts_touched(mc, b)},
                     {"step_bytes", step_bytes},
                     {"dram_read_gbps", gbps},
+                    {"bytes_bound_tokens_per_s", bytes_tps},
+                    {"matmul_gflops", gflops},
+                    {"compute_bound_tokens_per_s", compute_tps},
+                    {"bound", bytes_tps <= compute_tps ? "bytes" : "compute"},
                     {"bound_tokens_per_s", bound_tps},
                     {"ratio_to_bound", tps / bound_tps}});
   }
@@ -207,14 +216,17 @@ int bench_decode_main(int argc, char** argv) {
     std::cout << out.dump() << std::endl;
     return 0;
   }
-  std::printf("%6s %12s %10s %9s %10s %10s %12s %8s %9s\n", "batch", "decode tok/s", "step ms",
-              "experts", "MB/step", "DRAM GB/s", "bound tok/s", "ratio", "speed-up");
+  std::printf("%6s %12s %9s %8s %8s %9s %10s %9s %10s %8s %7s %9s\n", "batch",
+              "decode tok/s", "step ms", "experts", "MB/step", "DRAM GB/s", "bytes tok/s",
+              "GEMM GF/s", "flops tok/s", "bound", "ratio", "speed-up");
   for (const auto& r : rows) {
-    std::printf("%6d %12.2f %10.1f %9.1f %10.0f %10.2f %12.2f %7.0f%% %8.2fx\n",
+    std::printf("%6d %12.2f %9.1f %8.1f %8.0f %9.2f %10.2f %9.1f %10.2f %8s %6.0f%% %8.2fx\n",
                 r["batch"].get<int>(), r["decode_tokens_per_s"].get<double>(),
                 r["step_ms"].get<double>(), r["experts_touched_per_layer"].get<double>(),
                 r["step_bytes"].get<double>() / 1e6, r["dram_read_gbps"].get<double>(),
-                r["bound_tokens_per_s"].get<double>(), 100.0 * r["ratio_to_bound"].get<double>(),
+                r["bytes_bound_tokens_per_s"].get<double>(), r["matmul_gflops"].get<double>(),
+                r["compute_bound_tokens_per_s"].get<double>(),
+                r["bound"].get<std::string>().c_str(), 100.0 * r["ratio_to_bound"].get<double>(),
                 r["speedup_over_batch1"].get<double>());
   }
   if (base_rate == 0) std::printf("(speed-up needs batch 1 in --batch)\n");

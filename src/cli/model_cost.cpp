@@ -55,6 +55,16 @@ double expected_experts_touched(const ModelConfig& c, int64_t batch) {
   return E * (1.0 - std::pow(1.0 - k / E, static_cast<double>(batch)));
 }
 
+double decode_token_flops(const ModelConfig& c, int64_t context) {
+  const double ctx = static_cast<double>(context + 1);
+  double f = 0;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    f += 2.0 * (attn_weights(c) + mlp_weights(c, l, true));
+    f += 4.0 * c.num_attention_heads * (c.kv_lora_rank + c.qk_rope_head_dim) * ctx;
+  }
+  return f + 2.0 * static_cast<double>(c.hidden_size) * c.vocab_size;
+}
+
 double decode_step_bytes(const ModelConfig& c, int64_t batch, int64_t context, double wb) {
   const double H = c.hidden_size;
   const double touched = expected_experts_touched(c, batch);

@@ -27,6 +27,11 @@ double expected_experts_touched(const ModelConfig& c, int64_t batch);
 // attention and dense weight once, the gate, the shared experts and the expected distinct
 // routed experts of each MoE layer, the LM head, `batch` embedding rows, and every
 // sequence's latent cache.
+// FLOPs of decoding one token at context `context`: 2 per multiply-add of every weight it
+// uses (attention, dense or top-k + shared experts, gate, LM head) plus MLA's absorbed
+// attention over the cached latents (scores and weighted sum, both kv_lora + rope wide).
+double decode_token_flops(const ModelConfig& c, int64_t context);
+
 double decode_step_bytes(const ModelConfig& c, int64_t batch, int64_t context,
                          double weight_bytes);
 

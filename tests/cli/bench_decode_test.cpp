@@ -1,6 +1,7 @@
 // The analytic decode cost model and `moeserve bench decode` on a generated tiny model.
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -50,6 +51,18 @@ TEST(ModelCost, BatchOneStepReadsWhatASingleDecodeReads) {
   EXPECT_LT(b32 / 32.0, b1 / 4.0);
 }
 
+TEST(ModelCost, DecodeFlopsAreTwicePerActiveWeightPlusAttention) {
+  const ModelConfig c = v2_lite_shape();
+  // Per-token FLOPs grow with the context only through attention over the latents.
+  const double f0 = decode_token_flops(c, 0), f100 = decode_token_flops(c, 100);
+  EXPECT_NEAR(f100 - f0,
+              100.0 * 4.0 * c.num_attention_heads * (c.kv_lora_rank + c.qk_rope_head_dim) *
+                  c.num_hidden_layers,
+              1e-6 * f100);
+  // At least 2 FLOPs per weight byte pair read at batch 1 (bf16: 2 bytes per weight).
+  EXPECT_GT(f0, decode_bytes(c, 0, 2.0) * 0.9);
+}
+
 TEST(BenchDecode, ReportsEveryBatchWithSpeedupOverBatchOne) {
   const fs::path dir = fs::path(::testing::TempDir()) / absl::StrCat("bench_decode_", getpid());
   GenModelOptions o;
@@ -78,6 +91,9 @@ TEST(BenchDecode, ReportsEveryBatchWithSpeedupOverBatchOne) {
     EXPECT_GT(r["decode_tokens_per_s"].get<double>(), 0.0);
     EXPECT_GT(r["bound_tokens_per_s"].get<double>(), 0.0);
     EXPECT_GT(r["step_bytes"].get<double>(), 0.0);
+    EXPECT_DOUBLE_EQ(r["bound_tokens_per_s"].get<double>(),
+                     std::min(r["bytes_bound_tokens_per_s"].get<double>(),
+                              r["compute_bound_tokens_per_s"].get<double>()));
   }
   EXPECT_GT(j["rows"][1]["experts_touched_per_layer"].get<double>(),
             j["rows"][0]["experts_touched_per_layer"].get<double>());
