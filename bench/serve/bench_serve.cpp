@@ -197,6 +197,25 @@ int run(const Args& a) {
     std::cerr << "error: " << arrivals.status().message() << "\n";
     return 2;
   }
+  if (!reqs->empty()) {
+    // As vllm bench serve: one request first, untimed, so a wrong argument fails at once and
+    // the timed run does not include the server's cold start (weights paged in, buffers).
+    std::cerr << "Starting initial single prompt test run...\n";
+    ClientConfig probe = cfg;
+    probe.progress = false;
+    probe.max_concurrency.reset();
+    StatusOr<RunResult> first = run_requests(probe, {reqs->front()}, {0.0});
+    if (!first.ok() || first->outputs.empty() || !first->outputs.front().success) {
+      const std::string why = !first.ok()              ? std::string(first.status().message())
+                              : first->outputs.empty() ? "no output"
+                                                       : first->outputs.front().error;
+      std::cerr << "error: Initial test run failed - Please make sure benchmark arguments are "
+                   "correctly specified. Error: "
+                << why << "\n";
+      return 1;
+    }
+    std::cerr << "Initial test run completed. Starting main benchmark run...\n";
+  }
   std::cerr << "Starting benchmark: " << reqs->size() << " requests to http://" << cfg.host << ":"
             << cfg.port << cfg.endpoint << " (model " << cfg.model << ", request rate "
             << rate_string(rate) << ")\n";

@@ -48,6 +48,7 @@ class FakeOpenAIServer {
   }
   int port() const { return port_; }
   int max_in_flight() const { return max_in_flight_; }
+  int completions() const { return completions_; }
 
  private:
   void accept_loop() {
@@ -100,6 +101,7 @@ class FakeOpenAIServer {
       http::write(sock, res, ec);
       return;
     }
+    ++completions_;
     int now = ++in_flight_;
     int prev = max_in_flight_.load();
     while (now > prev && !max_in_flight_.compare_exchange_weak(prev, now)) {
@@ -142,6 +144,7 @@ class FakeOpenAIServer {
   std::atomic<bool> stop_{false};
   std::atomic<int> in_flight_{0};
   std::atomic<int> max_in_flight_{0};
+  std::atomic<int> completions_{0};  // well-formed completion requests served
   std::thread thread_;
   std::mutex mu_;
   std::vector<std::thread> workers_;
@@ -285,7 +288,37 @@ TEST(BenchServeE2E, CommandLineWritesVllmResultJson) {
   EXPECT_TRUE(j.contains("p50_tpot_ms"));
   EXPECT_EQ(j["input_lens"].size(), 6u);
   EXPECT_EQ(j["itls"][0].size(), 3u);
+  // One untimed initial test request before the six timed ones, as vllm bench serve.
+  EXPECT_EQ(server.completions(), 7);
   std::filesystem::remove_all(dir);
+}
+
+TEST(BenchServeE2E, FailedInitialTestRunStopsBeforeTheBenchmark) {
+  int port = 0;
+  {
+    // A port that was free a moment ago: nothing listens there.
+    asio::io_context ioc;
+    tcp::acceptor a(ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    port = a.local_endpoint().port();
+  }
+  std::vector<std::string> args = {"bench serve",   "--base-url",
+                                   "http://127.0.0.1:" + std::to_string(port),
+                                   "--model",       "m",
+                                   "--num-prompts", "3",
+                                   "--random-input-len", "4",
+                                   "--random-output-len", "2",
+                                   "--disable-tqdm"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  testing::internal::CaptureStderr();
+  testing::internal::CaptureStdout();
+  int rc = bench_serve_main(static_cast<int>(argv.size()), argv.data());
+  const std::string printed = testing::internal::GetCapturedStdout();
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(rc, 1);
+  EXPECT_NE(err.find("Initial test run failed"), std::string::npos) << err;
+  EXPECT_EQ(err.find("Starting benchmark"), std::string::npos) << err;
+  EXPECT_EQ(printed.find("Serving Benchmark Result"), std::string::npos) << printed;
 }
 
 }  // namespace
