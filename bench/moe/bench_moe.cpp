@@ -37,6 +37,7 @@ struct Options {
   int latency_iters = 20;
   int bandwidth_iters = 3;
   std::string ucx_tls;
+  bool no_peer_failure_detection = false;
   std::string address = "127.0.0.1";
   int port = 0;  // 0: pick a free one
   bool csv = false;
@@ -171,6 +172,7 @@ Status run_rank(const Options& o, int ep, int rank, int port) {
   go.master_addr = o.address;
   go.master_port = port;
   go.ucx_tls = o.ucx_tls;
+  go.detect_peer_failure = !o.no_peer_failure_detection;
   go.timeout = std::chrono::seconds(120);
   MS_ASSIGN_OR_RETURN(auto g, ProcessGroup::create(go));
   const bool lead = rank == 0;
@@ -264,6 +266,9 @@ int bench_moe_main(int argc, char** argv) {
   app.add_option("--ucx-tls", o.ucx_tls, "UCX transports, e.g. tcp (default: UCX's choice)");
   app.add_option("--data-parallel-address", o.address, "rendezvous address");
   app.add_option("--data-parallel-rpc-port", o.port, "rendezvous port (0: any free port)");
+  app.add_flag("--no-peer-failure-detection", o.no_peer_failure_detection,
+               "UCX error mode NONE, which lets UCX use shared memory between local ranks "
+               "(serving keeps PEER mode, whose dead-peer detection rules shared memory out)");
   app.add_flag("--csv", o.csv, "CSV rows instead of a table");
   try {
     app.parse(argc, argv);

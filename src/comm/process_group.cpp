@@ -47,6 +47,7 @@ StatusOr<std::unique_ptr<ProcessGroup>> ProcessGroup::create(const ProcessGroupO
   g->rank_ = o.rank;
   g->world_ = o.world_size;
   g->timeout_ = o.timeout;
+  g->detect_peer_failure_ = o.detect_peer_failure;
   g->peer_error_.resize(o.world_size);
   MS_RETURN_IF_ERROR(g->init_ucx(o));
 
@@ -81,7 +82,9 @@ Status ProcessGroup::init_ucx(const ProcessGroupOptions& o) {
   };
   Status st = modify("TLS", o.ucx_tls);
   if (st.ok()) st = modify("NET_DEVICES", o.ucx_net_devices);
-  if (st.ok()) st = modify("KEEPALIVE_INTERVAL", ms_string(o.keepalive_interval));
+  if (st.ok() && o.detect_peer_failure) {
+    st = modify("KEEPALIVE_INTERVAL", ms_string(o.keepalive_interval));
+  }
   if (!st.ok()) {
     ucp_config_release(config);
     return st;
@@ -114,7 +117,7 @@ Status ProcessGroup::connect(const std::vector<std::string>& addresses) {
     ep.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE |
                     UCP_EP_PARAM_FIELD_ERR_HANDLER;
     ep.address = reinterpret_cast<const ucp_address_t*>(addresses[p].data());
-    ep.err_mode = UCP_ERR_HANDLING_MODE_PEER;
+    ep.err_mode = detect_peer_failure_ ? UCP_ERR_HANDLING_MODE_PEER : UCP_ERR_HANDLING_MODE_NONE;
     ep.err_handler.cb = &ProcessGroup::on_endpoint_error;
     ep.err_handler.arg = peer_ctx_[p].get();
     const ucs_status_t s = ucp_ep_create(worker_, &ep, &eps_[p]);

@@ -1,7 +1,7 @@
 // A group of `world_size` processes connected all-to-all over UCX (UCP tag matching and RMA).
 // Formation: a TCP rendezvous at master_addr:master_port exchanges UCP worker addresses, then
-// every rank creates an endpoint to every other rank (error mode PEER: a dead peer fails the
-// endpoint instead of hanging it).
+// every rank creates an endpoint to every other rank (error mode PEER by default: a dead peer
+// fails the endpoint instead of hanging it).
 //
 // Operations are point-to-point (send/recv, tagged, any size) and small collectives built on
 // them (barrier, all_gather(v), all_reduce, all_to_allv). Collectives
@@ -40,13 +40,21 @@ struct ProcessGroupOptions {
   std::string master_addr = "127.0.0.1";     // --data-parallel-address
   int master_port = 29550;                   // --data-parallel-rpc-port
   std::chrono::milliseconds timeout{30000};  // rendezvous and every blocking wait
-  // UCX transport list (UCX_TLS syntax). Empty: UCX's default selection (shared memory between
-  // local processes). "tcp" emulates separate hosts. Set before ucp_init; per group.
+  // UCX transport list (UCX_TLS syntax). Empty: UCX's default selection among the transports
+  // that the error mode allows (see detect_peer_failure). "tcp" emulates separate hosts. Set
+  // before ucp_init; per group.
   std::string ucx_tls;
   // UCX network devices (UCX_NET_DEVICES syntax), e.g. "lo". Empty: UCX's default.
   std::string ucx_net_devices;
   // How often UCX probes peers; bounds how long a dead peer goes unnoticed.
   std::chrono::milliseconds keepalive_interval{500};
+  // true: endpoints use UCX's PEER error mode, so a dead peer fails operations instead of
+  // hanging them (the failure contract above). UCX 1.13 has no peer-failure support in its
+  // shared-memory transports (posix, sysv), so in this mode ranks on one host talk over TCP
+  // loopback (and CMA for RMA). false: UCX may pick shared memory, but a dead peer is only
+  // noticed by the group's timeout and a transport error may abort the process — for
+  // benchmarks that measure the transport, not for serving.
+  bool detect_peer_failure = true;
 };
 
 enum class ReduceOp { kSum, kMax };
@@ -157,6 +165,7 @@ class ProcessGroup {
 
   int rank_ = 0, world_ = 1;
   std::chrono::milliseconds timeout_{30000};
+  bool detect_peer_failure_ = true;
   ucp_context_h context_ = nullptr;
   ucp_worker_h worker_ = nullptr;
   std::vector<ucp_ep_h> eps_;  // [world]; null for self
