@@ -51,6 +51,11 @@ Status ServeCommand::validate_data_parallel() const {
         "`moeserve route`)",
         data_parallel.size));
   }
+  if (data_parallel.local_size() == 0) {
+    return absl::InvalidArgumentError(
+        "--data-parallel-size-local 0 is not supported: every host runs at least one rank (an "
+        "API-only host can run `moeserve route` over the ranks' ports instead)");
+  }
   if (options.port == 0) {
     return absl::InvalidArgumentError(
         "--port 0 cannot be used with --data-parallel-size: rank r serves on --port + 1 + r");
