@@ -155,8 +155,7 @@ int Launcher::run() {
     std::string list;
     for (const RankProcess& r : ranks_) {
       router::EndpointSpec spec;
-      spec.address =
-          connect_host(cmd_.options.host) + ":" + std::to_string(cmd_.rank_port(r.rank));
+      spec.address = connect_host(cmd_.options.host) + ":" + std::to_string(cmd_.rank_port(r.rank));
       spec.labels["data_parallel_rank"] = std::to_string(r.rank);
       list += (list.empty() ? "" : ", ") + spec.address;
       specs.push_back(std::move(spec));
@@ -180,9 +179,10 @@ int Launcher::run() {
       terminate_all();
       return 1;
     }
-    MS_LOG_INFO("moeserve API server listening on http://{}:{} (front over data-parallel ranks "
-                "{})",
-                cmd_.options.host, front->port(), list);
+    MS_LOG_INFO(
+        "moeserve API server listening on http://{}:{} (front over data-parallel ranks "
+        "{})",
+        cmd_.options.host, front->port(), list);
   } else {
     MS_LOG_INFO("headless: data-parallel ranks {}..{} serve on their own ports", dp.start_rank,
                 dp.start_rank + dp.local_size() - 1);
@@ -269,8 +269,8 @@ Launcher::Event Launcher::wait_ready() {
       fds.push_back({r.ready_fd, POLLIN, 0});
       polled.push_back(&r);
     }
-    if (polled.empty() && std::all_of(ranks_.begin(), ranks_.end(),
-                                      [](const RankProcess& r) { return r.ready; })) {
+    if (polled.empty() &&
+        std::all_of(ranks_.begin(), ranks_.end(), [](const RankProcess& r) { return r.ready; })) {
       return Event::kReady;
     }
     const int n = ::poll(fds.data(), fds.size(), -1);
@@ -336,8 +336,8 @@ int Launcher::reap() {
 }
 
 int Launcher::num_alive() const {
-  return static_cast<int>(std::count_if(ranks_.begin(), ranks_.end(),
-                                        [](const RankProcess& r) { return !r.exited; }));
+  return static_cast<int>(
+      std::count_if(ranks_.begin(), ranks_.end(), [](const RankProcess& r) { return !r.exited; }));
 }
 
 void Launcher::signal_alive(int sig) {
@@ -371,8 +371,8 @@ void Launcher::terminate_all() {
   signal_alive(SIGTERM);
   if (wait_all_exited(kTerminateGrace)) return;
   for (const RankProcess& r : ranks_) {
-    if (!r.exited) MS_LOG_ERROR("data-parallel rank {} (pid {}) did not stop: killing it", r.rank,
-                                r.pid);
+    if (!r.exited)
+      MS_LOG_ERROR("data-parallel rank {} (pid {}) did not stop: killing it", r.rank, r.pid);
   }
   signal_alive(SIGKILL);
   wait_all_exited(std::chrono::minutes(10));
@@ -380,8 +380,9 @@ void Launcher::terminate_all() {
 
 int Launcher::on_rank_died() {
   healthy_.store(false);
-  MS_LOG_ERROR("a data-parallel rank has stopped: the group cannot serve; stopping the other "
-               "ranks (restart `moeserve serve` to recover)");
+  MS_LOG_ERROR(
+      "a data-parallel rank has stopped: the group cannot serve; stopping the other "
+      "ranks (restart `moeserve serve` to recover)");
   wait_all_exited(std::chrono::duration_cast<std::chrono::milliseconds>(kPeerExitGrace));
   terminate_all();
   MS_LOG_ERROR("data-parallel group stopped after a rank failure; exiting with status 1");

@@ -85,9 +85,10 @@ std::optional<ServeCommand> parse_serve_command(int argc, char** argv, int* exit
       "MODEL", model,
       std::string("Hugging Face checkpoint directory (default ") + kDefaultServeModel + ")");
   app.add_option("--host", o.host, "address to listen on (default 127.0.0.1; 0.0.0.0 for all)");
-  app.add_option("--port", o.port,
-                 "port (default 8000); with --data-parallel-size N the front port, and data-parallel "
-                 "rank r serves on port + 1 + r");
+  app.add_option(
+      "--port", o.port,
+      "port (default 8000); with --data-parallel-size N the front port, and data-parallel "
+      "rank r serves on port + 1 + r");
   app.add_option("--served-model-name", o.served_model_names,
                  "model name(s) in the API; the first is used in responses and metrics")
       ->expected(1, -1);
@@ -282,8 +283,7 @@ int run_data_parallel_rank(const ServeCommand& command, int rank, int ready_fd) 
   while (true) {
     const int sig = sigtimedwait(&signals, nullptr, &poll);
     if (sig == SIGINT || sig == SIGTERM) {
-      MS_LOG_INFO("received {}: draining in-flight requests",
-                  sig == SIGINT ? "SIGINT" : "SIGTERM");
+      MS_LOG_INFO("received {}: draining in-flight requests", sig == SIGINT ? "SIGINT" : "SIGTERM");
       server->shutdown(/*drain=*/true);
       MS_LOG_INFO("rank {} stopped", rank);
       return 0;

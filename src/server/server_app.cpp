@@ -49,8 +49,7 @@ StatusOr<std::unique_ptr<ServerApp>> ServerApp::start(const ServeOptions& o) {
   } else {
     MS_LOG_INFO("loading model from {}", o.model_dir);
   }
-  MS_ASSIGN_OR_RETURN(std::unique_ptr<DeepseekModel> model,
-                      DeepseekModel::load(o.model_dir, load));
+  MS_ASSIGN_OR_RETURN(std::unique_ptr<DeepseekModel> model, DeepseekModel::load(o.model_dir, load));
   std::shared_ptr<const Tokenizer> tokenizer;
   auto tok = Tokenizer::load(o.model_dir);
   if (tok.ok()) {
@@ -88,7 +87,8 @@ StatusOr<std::unique_ptr<ServerApp>> ServerApp::start(const ServeOptions& o) {
     ec.kv_cache_memory_bytes = std::min(default_kv_cache_memory(), blocks * per_block);
   }
   ec.sampler_seed = o.seed;
-  MS_ASSIGN_OR_RETURN(app->kv_events_, engine::make_kv_event_publisher(o.kv_events_config, dp_rank));
+  MS_ASSIGN_OR_RETURN(app->kv_events_,
+                      engine::make_kv_event_publisher(o.kv_events_config, dp_rank));
   MS_ASSIGN_OR_RETURN(app->engine_, engine::LlmEngine::create(ec, std::move(model), tokenizer,
                                                               app->kv_events_.get()));
   const engine::EngineConfig& final_config = app->engine_->config();
