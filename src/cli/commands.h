@@ -4,6 +4,8 @@
 namespace moeserve {
 
 int gen_model_main(int argc, char** argv);
+// `moeserve serve`: the single-process server or the data-parallel launcher.
+int serve_main(int argc, char** argv);
 int run_main(int argc, char** argv);
 int bench_main(int argc, char** argv);
 // `moeserve bench decode`: batched-decode throughput through the engine (bench_decode.cpp).

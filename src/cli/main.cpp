@@ -5,7 +5,6 @@
 
 #include "cli/commands.h"
 #include "core/logging.h"
-#include "server/serve_command.h"
 #include "router/route_command.h"
 
 namespace {

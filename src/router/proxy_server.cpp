@@ -416,7 +416,8 @@ awaitable<bool> ProxyServer::Impl::handle(beast::tcp_stream& client,
   const std::string target(req.target());
   const std::string path = target.substr(0, target.find('?'));
   if (req.method() == http::verb::get && path == "/health") {
-    co_return co_await send_simple(client, req, 200, "", "");
+    const bool ok = !options.health || options.health();
+    co_return co_await send_simple(client, req, ok ? 200 : 503, "", "");
   }
   if (req.method() == http::verb::get && path == "/metrics") {
     co_return co_await send_simple(client, req, 200, "text/plain; version=0.0.4",

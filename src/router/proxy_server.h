@@ -18,6 +18,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -36,6 +37,9 @@ struct ProxyOptions {
   std::chrono::milliseconds connect_timeout{3000};
   std::chrono::seconds upstream_idle_timeout{600};  // max wait for the next upstream bytes
   std::size_t max_body_bytes = 64u << 20;
+  // GET /health answers 200 when this returns true (or is unset), else 503. Called on I/O
+  // threads; must be thread-safe and quick.
+  std::function<bool()> health;
 };
 
 class ProxyServer final {

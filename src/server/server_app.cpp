@@ -7,6 +7,7 @@
 #include <fstream>
 #include <thread>
 
+#include "comm/process_group.h"
 #include "core/logging.h"
 #include "engine/block_hash.h"
 #include "model/deepseek.h"
@@ -35,8 +36,20 @@ int64_t default_kv_cache_memory() {
 
 StatusOr<std::unique_ptr<ServerApp>> ServerApp::start(const ServeOptions& o) {
   std::unique_ptr<ServerApp> app(new ServerApp());
-  MS_LOG_INFO("loading model from {}", o.model_dir);
-  MS_ASSIGN_OR_RETURN(std::unique_ptr<DeepseekModel> model, DeepseekModel::load(o.model_dir));
+  ModelLoadOptions load;
+  int dp_rank = 0;
+  if (o.ep_group != nullptr) {
+    dp_rank = o.ep_group->rank();
+    ExpertParallelOptions ep;
+    ep.group = o.ep_group;
+    ep.all2all_backend = o.all2all_backend;
+    load.expert_parallel = ep;
+    MS_LOG_INFO("loading model from {} (expert parallel: rank {} of {}, --all2all-backend {})",
+                o.model_dir, dp_rank, o.ep_group->world_size(), o.all2all_backend);
+  } else {
+    MS_LOG_INFO("loading model from {}", o.model_dir);
+  }
+  MS_ASSIGN_OR_RETURN(std::unique_ptr<DeepseekModel> model, DeepseekModel::load(o.model_dir, load));
   std::shared_ptr<const Tokenizer> tokenizer;
   auto tok = Tokenizer::load(o.model_dir);
   if (tok.ok()) {
@@ -74,7 +87,8 @@ StatusOr<std::unique_ptr<ServerApp>> ServerApp::start(const ServeOptions& o) {
     ec.kv_cache_memory_bytes = std::min(default_kv_cache_memory(), blocks * per_block);
   }
   ec.sampler_seed = o.seed;
-  MS_ASSIGN_OR_RETURN(app->kv_events_, engine::make_kv_event_publisher(o.kv_events_config, 0));
+  MS_ASSIGN_OR_RETURN(app->kv_events_,
+                      engine::make_kv_event_publisher(o.kv_events_config, dp_rank));
   MS_ASSIGN_OR_RETURN(app->engine_, engine::LlmEngine::create(ec, std::move(model), tokenizer,
                                                               app->kv_events_.get()));
   const engine::EngineConfig& final_config = app->engine_->config();
@@ -96,7 +110,7 @@ StatusOr<std::unique_ptr<ServerApp>> ServerApp::start(const ServeOptions& o) {
       std::string(engine::hash_algo_name(final_config.cache.hash_algo));
   cache.kv_cache_memory_bytes = final_config.kv_cache_memory_bytes;
   app->metrics_ = std::make_unique<ServerMetrics>(sc.served_model_names.front(),
-                                                  app->engine_->max_model_len(), cache);
+                                                  app->engine_->max_model_len(), cache, dp_rank);
   MS_ASSIGN_OR_RETURN(
       app->service_, OpenAiService::create(sc, app->engine_.get(), tokenizer, app->metrics_.get()));
   HttpServerOptions ho = o.http;

@@ -18,6 +18,10 @@
 #include "server/openai_service.h"
 #include "server/server_metrics.h"
 
+namespace moeserve {
+class ProcessGroup;
+}
+
 namespace moeserve::server {
 
 struct ServeOptions {
@@ -43,6 +47,12 @@ struct ServeOptions {
   std::string kv_events_config;  // vLLM's --kv-events-config JSON; empty: no KV events
   int http_threads = 2;
   HttpServerOptions http;  // host/port/num_threads above take precedence
+  // Data-parallel rank with expert-parallel MoE (`--data-parallel-size N
+  // --enable-expert-parallel`): the rank's group (rank and size come from it). The model is
+  // loaded with this rank's share of the experts and the engine steps in lockstep with the
+  // other ranks. Null: a single engine with every expert. Not owned; must outlive the app.
+  ProcessGroup* ep_group = nullptr;
+  std::string all2all_backend = "auto";  // --all2all-backend (moe/ep_backend.h)
 };
 
 // A quarter of the available memory, at most 4 GiB, at least 64 MiB.

@@ -30,8 +30,8 @@ const std::vector<double> kIterationBuckets = {1,   8,    16,   32,   64,   128,
 }  // namespace
 
 ServerMetrics::ServerMetrics(std::string model_name, int32_t max_model_len,
-                             const CacheConfigInfo& cache)
-    : labels_{{"model_name", std::move(model_name)}, {"engine", "0"}} {
+                             const CacheConfigInfo& cache, int engine_index)
+    : labels_{{"model_name", std::move(model_name)}, {"engine", std::to_string(engine_index)}} {
   MetricsRegistry& r = registry_;
   r.add_gauge("vllm:num_requests_running", "Number of requests in model execution batches.");
   r.add_gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.");
@@ -82,7 +82,7 @@ ServerMetrics::ServerMetrics(std::string model_name, int32_t max_model_len,
               {{"block_size", std::to_string(cache.block_size)},
                {"cache_dtype", cache.cache_dtype},
                {"enable_prefix_caching", cache.enable_prefix_caching ? "True" : "False"},
-               {"engine", "0"},
+               {"engine", std::to_string(engine_index)},
                {"kv_cache_memory_bytes", std::to_string(cache.kv_cache_memory_bytes)},
                {"num_gpu_blocks", std::to_string(cache.num_gpu_blocks)},
                {"prefix_caching_hash_algo", cache.prefix_caching_hash_algo}},

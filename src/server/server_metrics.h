@@ -44,7 +44,9 @@ struct CacheConfigInfo {
 
 class ServerMetrics {
  public:
-  ServerMetrics(std::string model_name, int32_t max_model_len, const CacheConfigInfo& cache);
+  // `engine_index` is the `engine` label (the data-parallel rank, as vLLM labels it).
+  ServerMetrics(std::string model_name, int32_t max_model_len, const CacheConfigInfo& cache,
+                int engine_index = 0);
 
   void observe_request(const RequestRecord& record);
   // Refreshes the engine-side series from `stats` and renders the whole text.

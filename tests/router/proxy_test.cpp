@@ -1,5 +1,6 @@
 // End-to-end proxy tests over real sockets on 127.0.0.1: the router runs in-process on an
 // ephemeral port in front of TestUpstream servers.
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -83,6 +84,31 @@ bool wait_for(Pred pred, std::chrono::milliseconds limit = 5000ms) {
     std::this_thread::sleep_for(10ms);
   }
   return pred();
+}
+
+// The embedding process decides /health (the data-parallel launcher turns it 503 when a rank
+// died); without a callback it is always 200.
+TEST(Proxy, HealthFollowsTheCallback) {
+  TestUpstream up("u1", UpstreamBehavior{});
+  auto cfg = parse_endpoint_picker_config(kQueueOnly);
+  ASSERT_TRUE(cfg.ok());
+  auto scheduler = Scheduler::create(*cfg);
+  ASSERT_TRUE(scheduler.ok());
+  RouterMetrics metrics;
+  EndpointPool pool;
+  pool.set_endpoints({spec(up.address())});
+  std::atomic<bool> healthy{true};
+  ProxyOptions popts;
+  popts.host = "127.0.0.1";
+  popts.port = 0;
+  popts.num_threads = 1;
+  popts.health = [&healthy] { return healthy.load(); };
+  ProxyServer proxy(popts, **scheduler, pool, metrics);
+  ASSERT_TRUE(proxy.start().ok());
+  EXPECT_EQ(http_exchange(proxy.port(), "GET", "/health", "").status, 200);
+  healthy.store(false);
+  EXPECT_EQ(http_exchange(proxy.port(), "GET", "/health", "").status, 503);
+  proxy.stop();
 }
 
 TEST(Proxy, StreamsChunksAsTheyArrive) {
