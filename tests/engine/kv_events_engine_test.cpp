@@ -13,7 +13,7 @@
 #include <set>
 
 #include "engine/kv_event_publisher.h"
-#include "engine/kv_event_subscriber.h"
+#include "kv_events/kv_event_subscriber.h"
 #include "engine/llm_engine.h"
 #include "gtest/gtest.h"
 #include "model/deepseek.h"
@@ -21,6 +21,8 @@
 
 namespace moeserve::engine {
 namespace {
+
+using namespace ::moeserve::kv_events;  // the decoder and subscriber under test
 
 namespace fs = std::filesystem;
 constexpr int32_t kBlock = 16;
