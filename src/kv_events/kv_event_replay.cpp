@@ -62,8 +62,8 @@ StatusOr<std::vector<ReplayedBatch>> request_replay(const std::string& replay_en
   zmq_setsockopt(h.sock, ZMQ_SNDTIMEO, &to, sizeof(to));
   if (zmq_send(h.sock, "", 0, ZMQ_SNDMORE) < 0 ||
       zmq_send(h.sock, start.data(), start.size(), 0) < 0) {
-    return absl::UnavailableError(absl::StrCat("KV event replay: cannot send to ",
-                                               replay_endpoint, ": ", zmq_strerror(zmq_errno())));
+    return absl::UnavailableError(absl::StrCat("KV event replay: cannot send to ", replay_endpoint,
+                                               ": ", zmq_strerror(zmq_errno())));
   }
   std::vector<ReplayedBatch> out;
   std::vector<std::string> frames;
@@ -83,8 +83,9 @@ StatusOr<std::vector<ReplayedBatch>> request_replay(const std::string& replay_en
         const int err = zmq_errno();
         zmq_msg_close(&msg);
         if (err == EINTR) continue;
-        return absl::UnavailableError(absl::StrCat("KV event replay: ", replay_endpoint, ": ",
-                                                   err == EAGAIN ? "timed out" : zmq_strerror(err)));
+        return absl::UnavailableError(
+            absl::StrCat("KV event replay: ", replay_endpoint, ": ",
+                         err == EAGAIN ? "timed out" : zmq_strerror(err)));
       }
       more = zmq_msg_more(&msg) != 0;
       if (frames.size() < 4) {

@@ -1,5 +1,6 @@
 #include "router/kv_event_feeder.h"
 
+#include <limits>
 #include <set>
 #include <vector>
 
@@ -33,9 +34,8 @@ KvEvent to_index_event(const kv_events::DecodedKvEvent& event) {
     out.parent_block_hash = s->parent_block_hash;
     out.token_ids.reserve(s->token_ids.size());
     for (int32_t t : s->token_ids) out.token_ids.push_back(static_cast<uint32_t>(t));
-    out.block_size = s->block_size > 0 && s->block_size <= (1 << 20)
-                         ? static_cast<int>(s->block_size)
-                         : 0;
+    out.block_size =
+        s->block_size > 0 && s->block_size <= (1 << 20) ? static_cast<int>(s->block_size) : 0;
     out.tier = tier_of(s->medium);
     return out;
   }
@@ -45,9 +45,10 @@ KvEvent to_index_event(const kv_events::DecodedKvEvent& event) {
   return AllBlocksCleared{};
 }
 
-StatusOr<std::unique_ptr<KvEventFeeder>> KvEventFeeder::start(
-    KvEventsSettings settings, std::shared_ptr<KvEventIndex> index, const EndpointPool* pool,
-    std::chrono::milliseconds pool_poll) {
+StatusOr<std::unique_ptr<KvEventFeeder>> KvEventFeeder::start(KvEventsSettings settings,
+                                                              std::shared_ptr<KvEventIndex> index,
+                                                              const EndpointPool* pool,
+                                                              std::chrono::milliseconds pool_poll) {
   if (!index) return absl::InvalidArgumentError("KV event feeder: no index");
   if (settings.discover_pods && pool == nullptr) {
     return absl::InvalidArgumentError("KV event feeder: discoverPods needs the endpoint pool");
@@ -59,11 +60,10 @@ StatusOr<std::unique_ptr<KvEventFeeder>> KvEventFeeder::start(
     o.endpoints = {f->settings_.zmq_endpoint};
     o.topic_filter = f->settings_.topic_filter;
     KvEventFeeder* raw = f.get();
-    MS_ASSIGN_OR_RETURN(f->central_,
-                        kv_events::KvEventSubscriber::start(
-                            std::move(o), [raw](const kv_events::KvEventDelivery& d) {
-                              raw->on_delivery("", "", d);
-                            }));
+    MS_ASSIGN_OR_RETURN(f->central_, kv_events::KvEventSubscriber::start(
+                                         std::move(o), [raw](const kv_events::KvEventDelivery& d) {
+                                           raw->on_delivery("", "", d, nullptr);
+                                         }));
     MS_LOG_INFO("KV events: subscribed on {} (topic filter \"{}\")",
                 f->central_->endpoints().front(), f->settings_.topic_filter);
     return f;
@@ -110,8 +110,8 @@ std::string KvEventFeeder::render_metrics(const std::vector<EndpointState>& endp
   std::string out;
   auto counter = [&](const char* name, const char* help, uint64_t v) {
     absl::StrAppend(&out, "# HELP moeserve_router_kv_events_", name, " ", help,
-                    "\n# TYPE moeserve_router_kv_events_", name, " counter\nmoeserve_router_kv_events_",
-                    name, " ", v, "\n");
+                    "\n# TYPE moeserve_router_kv_events_", name,
+                    " counter\nmoeserve_router_kv_events_", name, " ", v, "\n");
   };
   counter("batches_total", "KV-event batches applied from the live streams.", s.batches);
   counter("events_total", "KV events applied to the precise prefix index.", s.events);
@@ -145,7 +145,10 @@ void KvEventFeeder::poll_loop(std::chrono::milliseconds every) {
 
 void KvEventFeeder::reconcile() {
   // Wanted sources, from the pool.
-  std::map<std::string, std::pair<std::string, std::string>> wanted;  // endpoint -> (pub, replay)
+  struct Wanted {
+    std::string pub, replay, model;
+  };
+  std::map<std::string, Wanted> wanted;  // by endpoint address
   for (const EndpointState& e : pool_->snapshot()) {
     std::string pub = e.label(kKvEventsLabel);
     if (pub.empty()) pub = zmq_address(e.address, settings_.socket_port);
@@ -153,7 +156,7 @@ void KvEventFeeder::reconcile() {
     if (replay.empty() && settings_.replay_port > 0) {
       replay = zmq_address(e.address, settings_.replay_port);
     }
-    if (!pub.empty()) wanted[e.address] = {pub, replay};
+    if (!pub.empty()) wanted[e.address] = {pub, replay, e.label(kModelLabel)};
   }
   std::vector<Source> stale;
   std::vector<std::string> to_add;
@@ -162,38 +165,70 @@ void KvEventFeeder::reconcile() {
     if (stopping_) return;
     for (auto it = sources_.begin(); it != sources_.end();) {
       auto w = wanted.find(it->first);
-      if (w == wanted.end() || w->second.first != it->second.publisher ||
-          w->second.second != it->second.replay) {
+      if (w == wanted.end() || w->second.pub != it->second.publisher ||
+          w->second.replay != it->second.replay) {
         stale.push_back(std::move(it->second));
         it = sources_.erase(it);
       } else {
         ++it;
       }
     }
-    for (const auto& [address, addrs] : wanted) {
+    for (const auto& [address, w] : wanted) {
       if (!sources_.contains(address)) to_add.push_back(address);
     }
   }
   stale.clear();  // stops those subscribers (joins their threads) outside the lock
   for (const std::string& address : to_add) {
-    const auto& [pub, replay] = wanted[address];
+    const std::string pub = wanted[address].pub;
+    const std::string replay = wanted[address].replay;
+    const std::string model = wanted[address].model;
     kv_events::KvEventSubscriberOptions o;
     o.endpoints = {pub};
     o.topic_filter = settings_.topic_filter;
+    auto sync = std::make_shared<SourceSync>();
     auto sub = kv_events::KvEventSubscriber::start(
-        std::move(o), [this, address, replay](const kv_events::KvEventDelivery& d) {
-          on_delivery(address, replay, d);
+        std::move(o), [this, address, replay, sync](const kv_events::KvEventDelivery& d) {
+          on_delivery(address, replay, d, sync.get());
         });
     if (!sub.ok()) {
       MS_LOG_WARN("KV events for {}: {}", address, std::string(sub.status().message()));
       continue;
     }
+    // Subscribed first, then replayed: nothing published in between is lost.
+    initial_replay(address, replay, model, *sync);
     MS_LOG_INFO("KV events for {}: subscribed to {}{}", address, pub,
                 replay.empty() ? "" : absl::StrCat(" (replay ", replay, ")"));
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) break;  // `sub` is destroyed here, outside sources_
     sources_[address] = Source{pub, replay, std::move(*sub)};
   }
+}
+
+void KvEventFeeder::initial_replay(const std::string& endpoint, const std::string& replay,
+                                   const std::string& model, SourceSync& sync) {
+  uint64_t next = 0;
+  std::vector<kv_events::ReplayedBatch> held;
+  if (!replay.empty()) {
+    auto got = kv_events::request_replay(replay, 0, std::numeric_limits<uint64_t>::max(),
+                                         settings_.replay_timeout);
+    if (!got.ok()) {
+      MS_LOG_WARN("KV events for {}: initial replay failed: {}", endpoint,
+                  std::string(got.status().message()));
+    } else if (!got->empty()) {
+      next = got->back().seq + 1;
+      replayed_.fetch_add(got->size(), std::memory_order_relaxed);
+      if (!model.empty()) {
+        for (const auto& b : *got) apply_batch(endpoint, model, b.batch);
+      } else {
+        held = std::move(*got);
+      }
+    }
+  }
+  std::lock_guard<std::mutex> lock(sync.mu);
+  sync.ready = true;
+  sync.next_seq = next;
+  sync.held = std::move(held);
+  sync.cv.notify_all();
 }
 
 void KvEventFeeder::apply_batch(const std::string& endpoint, const std::string& model,
@@ -203,7 +238,7 @@ void KvEventFeeder::apply_batch(const std::string& endpoint, const std::string& 
 }
 
 void KvEventFeeder::on_delivery(const std::string& source_endpoint, const std::string& replay,
-                                const kv_events::KvEventDelivery& d) {
+                                const kv_events::KvEventDelivery& d, SourceSync* sync) {
   auto topic = kv_events::parse_kv_topic(d.message.topic);
   if (!topic.ok()) {
     dropped_.fetch_add(1, std::memory_order_relaxed);
@@ -213,6 +248,36 @@ void KvEventFeeder::on_delivery(const std::string& source_endpoint, const std::s
   const std::string& endpoint = source_endpoint.empty() ? topic->pod_id : source_endpoint;
   const std::string& model = topic->model;
   const uint64_t seq = d.message.seq;
+
+  if (sync != nullptr && !sync->first_seen) {
+    sync->first_seen = true;
+    std::vector<kv_events::ReplayedBatch> held;
+    uint64_t next = 0;
+    {
+      std::unique_lock<std::mutex> lock(sync->mu);
+      sync->cv.wait(lock, [sync] { return sync->ready; });
+      held = std::move(sync->held);
+      next = sync->next_seq;
+    }
+    for (const auto& b : held) apply_batch(endpoint, model, b.batch);
+    if (d.first_of_stream && next > 0) {
+      // The initial replay covered [0, next): skip what it applied, fetch what lies between.
+      if (seq < next) {
+        batches_.fetch_add(1, std::memory_order_relaxed);
+        return;
+      }
+      if (seq > next && !replay.empty()) {
+        auto got = kv_events::request_replay(replay, next, seq, settings_.replay_timeout);
+        if (got.ok()) {
+          for (const auto& b : *got) apply_batch(endpoint, model, b.batch);
+          replayed_.fetch_add(got->size(), std::memory_order_relaxed);
+        }
+      }
+      apply_batch(endpoint, model, d.message.batch);
+      batches_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+  }
 
   // Which earlier batches to fetch, and whether the endpoint's blocks are stale.
   bool resync = false;

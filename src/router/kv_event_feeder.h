@@ -14,7 +14,9 @@
 // Order: publishers number their batches. A gap (lost batches), a sequence that goes backwards
 // (the engine restarted) or a first batch numbered above 0 (the router joined late) triggers a
 // resync: when the endpoint has a replay address (`moeserve.ai/kv-events-replay` label, or
-// podDiscoveryConfig.replayPort) the missing batches are fetched from its replay socket and
+// podDiscoveryConfig.replayPort) a new per-endpoint subscription first replays everything the
+// engine still buffers (applied at once when the endpoint has an llm-d.ai/model label, else with
+// the first live batch's model), and the missing batches are fetched from its replay socket and
 // applied before the current one; a restart first clears the endpoint's blocks. When replay is
 // unavailable or incomplete after a gap or a restart, the endpoint's blocks are cleared and
 // indexing resumes from the current batch (an index that under-reports is safe; one that keeps
@@ -36,6 +38,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "kv_events/kv_event_replay.h"
 #include "kv_events/kv_event_subscriber.h"
 #include "router/endpoint_pool.h"
 #include "router/kv_event_index.h"
@@ -74,6 +77,18 @@ class KvEventFeeder final {
   std::string central_endpoint() const;
 
  private:
+  // Initial sync of one per-endpoint source: deliveries wait until the replay of what the
+  // engine published before the subscription has been applied.
+  struct SourceSync {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool ready = false;     // guarded by mu
+    uint64_t next_seq = 0;  // first seq the initial replay did not cover; guarded by mu
+    // Replayed batches not yet applied for want of a model name (the replay carries no topic;
+    // without an llm-d.ai/model label they wait for the first live batch); guarded by mu.
+    std::vector<kv_events::ReplayedBatch> held;
+    bool first_seen = false;  // subscriber thread only
+  };
   struct Source {
     std::string publisher;  // ZMQ address subscribed to
     std::string replay;     // "" without replay
@@ -85,7 +100,9 @@ class KvEventFeeder final {
       : settings_(std::move(settings)), index_(std::move(index)), pool_(pool) {}
   // Called on subscriber threads. `endpoint` is "" in central mode.
   void on_delivery(const std::string& endpoint, const std::string& replay,
-                   const kv_events::KvEventDelivery& d);
+                   const kv_events::KvEventDelivery& d, SourceSync* sync);
+  void initial_replay(const std::string& endpoint, const std::string& replay,
+                      const std::string& model, SourceSync& sync);
   void apply_batch(const std::string& endpoint, const std::string& model,
                    const kv_events::DecodedKvEventBatch& batch);
   void reconcile();
@@ -102,8 +119,8 @@ class KvEventFeeder final {
   bool stopping_ = false;  // guarded by mu_
   std::thread poller_;
 
-  std::atomic<uint64_t> batches_{0}, events_{0}, gaps_{0}, restarts_{0}, replayed_{0},
-      clears_{0}, dropped_{0};
+  std::atomic<uint64_t> batches_{0}, events_{0}, gaps_{0}, restarts_{0}, replayed_{0}, clears_{0},
+      dropped_{0};
 };
 
 }  // namespace moeserve::router

@@ -22,9 +22,9 @@ Status read_token_processor(const PluginParams& params, int64_t* block_size, std
                                          raw["indexerConfig"]["tokenProcessorConfig"])));
   }
   if (raw.contains("tokenProcessorConfig")) {
-    MS_RETURN_IF_ERROR(read(PluginParams("precise-prefix-cache-scorer.tokenProcessorConfig",
-                                         PrecisePrefixCacheScorer::kType,
-                                         raw["tokenProcessorConfig"])));
+    MS_RETURN_IF_ERROR(
+        read(PluginParams("precise-prefix-cache-scorer.tokenProcessorConfig",
+                          PrecisePrefixCacheScorer::kType, raw["tokenProcessorConfig"])));
   }
   return absl::OkStatus();
 }
@@ -37,10 +37,9 @@ StatusOr<KvEventsSettings> read_kv_events(const PluginParams& params) {
     return params.error("kvEventsConfig", "must be a mapping");
   }
   s.enabled = true;
-  const PluginParams kv("precise-prefix-cache-scorer.kvEventsConfig",
-                        PrecisePrefixCacheScorer::kType,
-                        raw["kvEventsConfig"].is_null() ? nlohmann::json::object()
-                                                        : raw["kvEventsConfig"]);
+  const PluginParams kv(
+      "precise-prefix-cache-scorer.kvEventsConfig", PrecisePrefixCacheScorer::kType,
+      raw["kvEventsConfig"].is_null() ? nlohmann::json::object() : raw["kvEventsConfig"]);
   MS_RETURN_IF_ERROR(kv.check_known({"zmqEndpoint", "topicFilter", "concurrency", "discoverPods",
                                      "podDiscoveryConfig", "replayTimeoutMs"}));
   MS_ASSIGN_OR_RETURN(s.zmq_endpoint, kv.get_string("zmqEndpoint", s.zmq_endpoint));
@@ -75,8 +74,8 @@ StatusOr<std::unique_ptr<Plugin>> PrecisePrefixCacheScorer::create(
   MS_ASSIGN_OR_RETURN(KvEventsSettings kv_events, read_kv_events(params));
   MS_ASSIGN_OR_RETURN(std::string tokenizer, params.get_string("tokenizer", "endpoint"));
   if (tokenizer != "endpoint" && tokenizer != "none") {
-    return params.error("tokenizer", absl::StrCat("must be \"endpoint\" or \"none\", got \"",
-                                                  tokenizer, "\""));
+    return params.error("tokenizer",
+                        absl::StrCat("must be \"endpoint\" or \"none\", got \"", tokenizer, "\""));
   }
   if (!index) {
     index = std::make_shared<InMemoryKvEventIndex>(

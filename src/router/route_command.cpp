@@ -75,6 +75,19 @@ int route_main(int argc, char** argv) {
     if (!specs.ok()) return fail(specs.status());
     pool.set_endpoints(*specs);
   }
+  // Block the stop signals in every thread (started below); this one waits for them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  ScraperOptions sopts;
+  sopts.interval = std::chrono::milliseconds(scrape_ms);
+  sopts.endpoints_file = endpoints_file;
+  MetricsScraper scraper(sopts, pool);
+  if (auto s = scraper.start(); !s.ok()) return fail(s);
+
   // KV events for every precise-prefix-cache-scorer that asks for them (kvEventsConfig).
   std::vector<std::unique_ptr<KvEventFeeder>> feeders;
   for (Plugin* p : sched->plugins_of_type(PrecisePrefixCacheScorer::kType)) {
@@ -90,19 +103,6 @@ int route_main(int argc, char** argv) {
         [raw](const std::vector<EndpointState>& eps) { return raw->render_metrics(eps); });
     feeders.push_back(std::move(*feeder));
   }
-
-  ScraperOptions sopts;
-  sopts.interval = std::chrono::milliseconds(scrape_ms);
-  sopts.endpoints_file = endpoints_file;
-  MetricsScraper scraper(sopts, pool);
-  if (auto s = scraper.start(); !s.ok()) return fail(s);
-
-  // Block the stop signals in every thread; this one waits for them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   ProxyOptions popts;
   popts.host = host;

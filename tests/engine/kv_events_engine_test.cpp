@@ -13,9 +13,9 @@
 #include <set>
 
 #include "engine/kv_event_publisher.h"
-#include "kv_events/kv_event_subscriber.h"
 #include "engine/llm_engine.h"
 #include "gtest/gtest.h"
+#include "kv_events/kv_event_subscriber.h"
 #include "model/deepseek.h"
 #include "model/gen_model.h"
 

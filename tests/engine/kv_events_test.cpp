@@ -10,10 +10,10 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "kv_events/kv_event_decoder.h"
 #include "engine/kv_event_publisher.h"
-#include "kv_events/kv_event_subscriber.h"
 #include "gtest/gtest.h"
+#include "kv_events/kv_event_decoder.h"
+#include "kv_events/kv_event_subscriber.h"
 #include "mini_msgpack.h"
 
 namespace moeserve::engine {

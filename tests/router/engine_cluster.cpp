@@ -133,10 +133,20 @@ int EngineCluster::start_engine(const std::vector<std::string>& extra_args) {
       R"({"enable_kv_cache_events":true,"publisher":"zmq","endpoint":"tcp://127.0.0.1:*",)"
       R"("replay_endpoint":"tcp://127.0.0.1:*","topic":"kv@engine)" +
       std::to_string(i) + R"(@tiny"})";
-  std::vector<std::string> args = {"serve",        model_dir_, "--host",  "127.0.0.1",
-                                   "--port",       "0",        "--served-model-name", "tiny",
-                                   "--max-model-len", "1024",  "--kv-cache-memory",   "64MiB",
-                                   "--kv-events-config", kv};
+  std::vector<std::string> args = {"serve",
+                                   model_dir_,
+                                   "--host",
+                                   "127.0.0.1",
+                                   "--port",
+                                   "0",
+                                   "--served-model-name",
+                                   "tiny",
+                                   "--max-model-len",
+                                   "1024",
+                                   "--kv-cache-memory",
+                                   "64MiB",
+                                   "--kv-events-config",
+                                   kv};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   if (!spawn(p, args, "engine" + std::to_string(i) + ".log")) return -1;
   if (!wait_ready(p, "listening on http://127\\.0\\.0\\.1", std::chrono::seconds(120))) return -1;
@@ -160,13 +170,15 @@ bool EngineCluster::start_router(const std::string& config_yaml,
     out << "endpoints:\n";
     for (const auto& e : engines_) {
       out << "- address: " << e.address() << "\n"
+          << "  model: tiny\n"
           << "  labels:\n"
           << "    moeserve.ai/kv-events: " << e.kv_events << "\n"
           << "    moeserve.ai/kv-events-replay: " << e.kv_replay << "\n";
     }
   }
-  std::vector<std::string> args = {"route", "--config", config, "--endpoints-file", endpoints,
-                                   "--host", "127.0.0.1", "--port", "0"};
+  std::vector<std::string> args = {"route",   "--config", config,      "--endpoints-file",
+                                   endpoints, "--host",   "127.0.0.1", "--port",
+                                   "0"};
   args.insert(args.end(), extra.begin(), extra.end());
   if (!spawn(router_, args, "router.log")) return false;
   return wait_ready(router_, "router listening on 127\\.0\\.0\\.1", std::chrono::seconds(30));

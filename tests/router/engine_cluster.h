@@ -15,9 +15,9 @@ namespace moeserve::router::testing {
 struct ChildProcess {
   pid_t pid = -1;
   std::string log_path;
-  uint16_t port = 0;          // HTTP port read from the log
-  std::string kv_events;      // engines: their PUB address
-  std::string kv_replay;      // engines: their replay address
+  uint16_t port = 0;      // HTTP port read from the log
+  std::string kv_events;  // engines: their PUB address
+  std::string kv_replay;  // engines: their replay address
   std::string address() const { return "127.0.0.1:" + std::to_string(port); }
 };
 
@@ -47,8 +47,7 @@ class EngineCluster {
 
  private:
   bool spawn(ChildProcess& p, const std::vector<std::string>& args, const std::string& log_name);
-  bool wait_ready(ChildProcess& p, const std::string& listen_marker,
-                  std::chrono::seconds limit);
+  bool wait_ready(ChildProcess& p, const std::string& listen_marker, std::chrono::seconds limit);
 
   std::string dir_;
   std::string model_dir_;

@@ -295,8 +295,8 @@ TEST(Pickers, RoundRobinTakesEndpointsInTurnIgnoringScores) {
   std::vector<std::string> order;
   for (int i = 0; i < 6; ++i) {
     // Scores and input order change every call; the rotation does not.
-    std::vector<ScoredEndpoint> scored = {{&eps[i % 3], 1.0}, {&eps[(i + 1) % 3], 0.0},
-                                          {&eps[(i + 2) % 3], 0.5}};
+    std::vector<ScoredEndpoint> scored = {
+        {&eps[i % 3], 1.0}, {&eps[(i + 1) % 3], 0.0}, {&eps[(i + 2) % 3], 0.5}};
     order.push_back(as<Picker>(rr)->pick(c, scored).targets.at(0));
   }
   EXPECT_EQ(order, (std::vector<std::string>{"a:1", "b:1", "c:1", "a:1", "b:1", "c:1"}));

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <mutex>
 #include <thread>
 
@@ -45,9 +46,9 @@ double prefix_hits(uint16_t engine_port) {
 
 // A prompt of about `words` words, different for every `seed`.
 std::string long_prompt(int seed, int words) {
-  static const char* const kWords[] = {"alpha", "bravo", "charlie", "delta", "echo",
-                                       "foxtrot", "golf", "hotel", "india", "juliet",
-                                       "kilo", "lima", "mike", "november", "oscar"};
+  static const char* const kWords[] = {"alpha",   "bravo", "charlie", "delta",    "echo",
+                                       "foxtrot", "golf",  "hotel",   "india",    "juliet",
+                                       "kilo",    "lima",  "mike",    "november", "oscar"};
   std::string out;
   uint32_t x = static_cast<uint32_t>(seed) * 2654435761u + 12345u;
   for (int i = 0; i < words; ++i) {
@@ -58,10 +59,9 @@ std::string long_prompt(int seed, int words) {
   return out;
 }
 
-server::testing::ClientResponse complete(uint16_t port, const std::string& prompt,
-                                         int max_tokens) {
-  json body = {{"model", "tiny"}, {"prompt", prompt}, {"max_tokens", max_tokens},
-               {"temperature", 0}};
+server::testing::ClientResponse complete(uint16_t port, const std::string& prompt, int max_tokens) {
+  json body = {
+      {"model", "tiny"}, {"prompt", prompt}, {"max_tokens", max_tokens}, {"temperature", 0}};
   return http_request(port, "POST", "/v1/completions", body.dump(),
                       {{"Content-Type", "application/json"}});
 }
@@ -124,8 +124,7 @@ TEST(RouterEngines, PrecisePrefixScorerRoutesToTheEngineHoldingThePrefix) {
       ASSERT_EQ(r.status, 200) << r.body;
     }
     after = metrics_of(router);
-    EXPECT_EQ(requests_to(after, holder_address) - requests_to(before, holder_address),
-              kFollowUps)
+    EXPECT_EQ(requests_to(after, holder_address) - requests_to(before, holder_address), kFollowUps)
         << after;
     // The holder really reused the cached prefix for each of them.
     EXPECT_GE(prefix_hits(c.engine(holder).port) - hits_before, kFollowUps * 16.0);
@@ -145,13 +144,14 @@ struct StreamOutcome {
 
 StreamOutcome stream_request(uint16_t port, const std::string& prompt, int max_tokens) {
   StreamOutcome out;
-  json body = {{"model", "tiny"},  {"prompt", prompt},   {"max_tokens", max_tokens},
-               {"stream", true},   {"ignore_eos", true}, {"temperature", 0}};
+  json body = {{"model", "tiny"}, {"prompt", prompt},   {"max_tokens", max_tokens},
+               {"stream", true},  {"ignore_eos", true}, {"temperature", 0}};
   const std::string b = body.dump();
-  const std::string req = "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                          "Content-Type: application/json\r\nConnection: close\r\n"
-                          "Content-Length: " +
-                          std::to_string(b.size()) + "\r\n\r\n" + b;
+  const std::string req =
+      "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+      "Content-Type: application/json\r\nConnection: close\r\n"
+      "Content-Length: " +
+      std::to_string(b.size()) + "\r\n\r\n" + b;
   out.sent = Clock::now();
   const int fd = server::testing::connect_local(port, 60000);
   if (fd < 0 || !server::testing::send_all(fd, req)) {
@@ -204,15 +204,16 @@ schedulingProfiles:
   std::vector<std::thread> clients;
   std::atomic<Clock::time_point> killed_at{Clock::time_point::max()};
   // Requests start in a steady trickle; the engine dies in the middle of it.
+  double victim_requests_at_kill = 0;
   std::thread killer([&] {
     std::this_thread::sleep_for(1500ms);
+    victim_requests_at_kill = requests_to(metrics_of(router), c.engine(kVictim).address());
     killed_at.store(Clock::now());
     c.kill_engine(kVictim, SIGKILL);
   });
   for (int i = 0; i < kRequests; ++i) {
     clients.emplace_back([&, i] {
-      outcomes[static_cast<std::size_t>(i)] =
-          stream_request(router, long_prompt(1000 + i, 20), 48);
+      outcomes[static_cast<std::size_t>(i)] = stream_request(router, long_prompt(1000 + i, 20), 48);
     });
     std::this_thread::sleep_for(60ms);
   }
@@ -227,14 +228,20 @@ schedulingProfiles:
     if (!streaming_at_kill) ++after_kill;
     if (!o.ok) {
       ++failed;
-      EXPECT_TRUE(streaming_at_kill) << "request " << i
-                                     << " had received nothing when the engine died, yet failed: "
-                                     << o.detail;
+      EXPECT_TRUE(streaming_at_kill)
+          << "request " << i
+          << " had received nothing when the engine died, yet failed: " << o.detail;
     }
   }
-  EXPECT_GT(after_kill, 10);  // the load really went on after the kill
+  EXPECT_GT(after_kill, 10);              // the load really went on after the kill
+  EXPECT_GT(victim_requests_at_kill, 0);  // and the victim had work when it died
   const std::string m = metrics_of(router);
   EXPECT_LE(failed, requests_to(m, c.engine(kVictim).address())) << m;
+  std::printf(
+      "requests %d, failed %d (all streaming at the kill), started after the kill %d, "
+      "victim requests %g, router retries %g\n",
+      kRequests, failed, after_kill, victim_requests_at_kill,
+      metric_value(m, "moeserve_router_retries_total"));
 
   // The endpoint leaves the pool.
   const auto deadline = Clock::now() + 5s;
