@@ -57,6 +57,8 @@ class KvEventIndex {
       std::span<const uint64_t> request_keys) const = 0;
   virtual void remove_endpoint(const std::string& endpoint) = 0;
   virtual const TokenBlockHasher& hasher() const = 0;
+  // Blocks indexed for `endpoint`.
+  virtual std::size_t num_blocks(const std::string& endpoint) const = 0;
 };
 
 class InMemoryKvEventIndex final : public KvEventIndex {
@@ -68,8 +70,7 @@ class InMemoryKvEventIndex final : public KvEventIndex {
       std::span<const uint64_t> request_keys) const override;
   void remove_endpoint(const std::string& endpoint) override;
   const TokenBlockHasher& hasher() const override { return hasher_; }
-
-  std::size_t num_blocks(const std::string& endpoint) const;
+  std::size_t num_blocks(const std::string& endpoint) const override;
 
  private:
   struct EndpointBlocks {

@@ -78,4 +78,23 @@ ProfileRunResult WeightedRandomPicker::pick(CycleState&, std::vector<ScoredEndpo
   return take(ordered, max_endpoints_);
 }
 
+StatusOr<std::unique_ptr<Plugin>> RoundRobinPicker::create(const PluginParams& params,
+                                                           std::string name) {
+  MS_ASSIGN_OR_RETURN(int n, max_endpoints_param(params));
+  return std::unique_ptr<Plugin>(new RoundRobinPicker(std::move(name), n));
+}
+
+ProfileRunResult RoundRobinPicker::pick(CycleState&, std::vector<ScoredEndpoint> scored) {
+  ProfileRunResult out;
+  if (scored.empty()) return out;
+  std::sort(scored.begin(), scored.end(), [](const ScoredEndpoint& a, const ScoredEndpoint& b) {
+    return a.endpoint->address < b.endpoint->address;
+  });
+  const std::size_t first = next_.fetch_add(1, std::memory_order_relaxed) % scored.size();
+  for (std::size_t i = 0; i < scored.size() && static_cast<int>(i) < max_endpoints_; ++i) {
+    out.targets.push_back(scored[(first + i) % scored.size()].endpoint->address);
+  }
+  return out;
+}
+
 }  // namespace moeserve::router

@@ -4,8 +4,12 @@
 //  random-picker           uniform choice.
 //  weighted-random-picker  A-Res weighted sampling without replacement, key U^(1/score);
 //                          uniform when every score is 0.
+//  round-robin-picker      moeserve extension (llm-d has none): ignores scores and takes the
+//                          candidates in turn, ordered by address; a baseline that stands for a
+//                          Kubernetes Service in benchmarks.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -60,6 +64,21 @@ class WeightedRandomPicker final : public RandomizedPicker {
 
  private:
   using RandomizedPicker::RandomizedPicker;
+};
+
+class RoundRobinPicker final : public Picker {
+ public:
+  static constexpr char kType[] = "round-robin-picker";
+  static StatusOr<std::unique_ptr<Plugin>> create(const PluginParams& params, std::string name);
+  std::string_view type() const override { return kType; }
+  ProfileRunResult pick(CycleState& cycle, std::vector<ScoredEndpoint> scored) override;
+
+ private:
+  RoundRobinPicker(std::string name, int max_endpoints)
+      : Picker(std::move(name)), max_endpoints_(max_endpoints) {}
+
+  int max_endpoints_;
+  std::atomic<uint64_t> next_{0};
 };
 
 }  // namespace moeserve::router

@@ -57,6 +57,7 @@ PluginRegistry make_builtin() {
   r.add(MaxScorePicker::kType, seeded(&MaxScorePicker::create));
   r.add(RandomPicker::kType, seeded(&RandomPicker::create));
   r.add(WeightedRandomPicker::kType, seeded(&WeightedRandomPicker::create));
+  r.add(RoundRobinPicker::kType, simple(&RoundRobinPicker::create));
   return r;
 }
 

@@ -18,6 +18,7 @@
 #include "core/logging.h"
 #include "nlohmann/json.hpp"
 #include "router/affinity_scorers.h"
+#include "router/precise_prefix_cache_scorer.h"
 #include "router/request_parser.h"
 
 namespace moeserve::router {
@@ -97,7 +98,15 @@ struct ProxyServer::Impl {
         scheduler(s),
         pool(p),
         metrics(m),
-        session_tokens(s.has_plugin_type(SessionAffinityScorer::kType)) {}
+        session_tokens(s.has_plugin_type(SessionAffinityScorer::kType)),
+        tokenize_prompts(wants_prompt_tokens(s)) {}
+
+  static bool wants_prompt_tokens(const Scheduler& s) {
+    for (Plugin* p : s.plugins_of_type(PrecisePrefixCacheScorer::kType)) {
+      if (static_cast<PrecisePrefixCacheScorer*>(p)->tokenize_with_endpoint()) return true;
+    }
+    return false;
+  }
 
   awaitable<void> accept_loop();
   awaitable<void> session(tcp::socket socket);
@@ -121,13 +130,19 @@ struct ProxyServer::Impl {
                                        const std::string& address, std::string body);
   void copy_request_headers(const http::request<http::string_body>& from,
                             http::request<http::string_body>& to, const std::string& address);
+  // Fills req.prompt_tokens through POST /tokenize on a healthy endpoint; leaves it unset when
+  // no endpoint answers (the precise scorer then scores 0).
+  awaitable<void> tokenize(SchedulingRequest& sreq, const json& body,
+                           const http::request<http::string_body>& original);
 
   ProxyOptions options;
   const Scheduler& scheduler;
   EndpointPool& pool;
   RouterMetrics& metrics;
   const bool session_tokens;
+  const bool tokenize_prompts;
   std::atomic<uint64_t> next_request_id{1};
+  std::atomic<uint64_t> next_tokenizer{0};
   std::unique_ptr<tcp::acceptor> acceptor;
   std::vector<std::thread> threads;
   uint16_t bound_port = 0;
@@ -190,6 +205,54 @@ awaitable<std::optional<UnaryResponse>> ProxyServer::Impl::unary(
   out.content_type = std::string(parser.get()[http::field::content_type]);
   out.body = std::move(parser.get().body());
   co_return out;
+}
+
+awaitable<void> ProxyServer::Impl::tokenize(SchedulingRequest& sreq, const json& body,
+                                            const http::request<http::string_body>& original) {
+  // The same fields the engine reads when it tokenizes the request itself (vLLM's
+  // TokenizeCompletionRequest / TokenizeChatRequest).
+  json tok = json::object();
+  static const char* const kChatFields[] = {"messages",
+                                            "add_generation_prompt",
+                                            "continue_final_message",
+                                            "add_special_tokens",
+                                            "chat_template",
+                                            "chat_template_kwargs",
+                                            "tools"};
+  static const char* const kCompletionFields[] = {"prompt", "add_special_tokens"};
+  if (body.contains("model")) tok["model"] = body["model"];
+  if (sreq.target_path.find("chat") != std::string::npos) {
+    for (const char* f : kChatFields) {
+      if (body.contains(f)) tok[f] = body[f];
+    }
+  } else {
+    if (!body.contains("prompt") || !body["prompt"].is_string()) co_return;
+    for (const char* f : kCompletionFields) {
+      if (body.contains(f)) tok[f] = body[f];
+    }
+  }
+  std::vector<EndpointState> healthy = pool.healthy_snapshot();
+  if (healthy.empty()) co_return;
+  const std::size_t first = next_tokenizer.fetch_add(1) % healthy.size();
+  for (std::size_t i = 0; i < std::min<std::size_t>(2, healthy.size()); ++i) {
+    const std::string& address = healthy[(first + i) % healthy.size()].address;
+    auto res = co_await unary(address, http::verb::post, "/tokenize", original, tok.dump());
+    if (!res || res->status != 200) continue;
+    json parsed = json::parse(res->body, nullptr, /*allow_exceptions=*/false);
+    if (parsed.is_discarded() || !parsed.is_object() || !parsed.contains("tokens") ||
+        !parsed["tokens"].is_array()) {
+      continue;
+    }
+    std::vector<uint32_t> tokens;
+    tokens.reserve(parsed["tokens"].size());
+    for (const auto& t : parsed["tokens"]) {
+      if (!t.is_number_integer() || t.get<int64_t>() < 0) co_return;
+      tokens.push_back(static_cast<uint32_t>(t.get<int64_t>()));
+    }
+    sreq.prompt_tokens = std::move(tokens);
+    co_return;
+  }
+  MS_LOG_DEBUG("request {}: no endpoint tokenized the prompt", sreq.request_id);
 }
 
 awaitable<Forward> ProxyServer::Impl::forward_streaming(beast::tcp_stream& client,
@@ -333,6 +396,8 @@ awaitable<bool> ProxyServer::Impl::handle_inference(beast::tcp_stream& client,
     co_return co_await send_error(client, req, 400, "BadRequestError",
                                   std::string(sreq.status().message()));
   }
+
+  if (tokenize_prompts && !sreq->prompt_tokens) co_await tokenize(*sreq, body, req);
 
   std::set<std::string> excluded;
   std::optional<json> kv_params;

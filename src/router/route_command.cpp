@@ -8,7 +8,9 @@
 #include "core/logging.h"
 #include "router/config.h"
 #include "router/endpoint_pool.h"
+#include "router/kv_event_feeder.h"
 #include "router/metrics_scraper.h"
+#include "router/precise_prefix_cache_scorer.h"
 #include "router/proxy_server.h"
 #include "router/router_metrics.h"
 #include "router/scheduler.h"
@@ -73,18 +75,34 @@ int route_main(int argc, char** argv) {
     if (!specs.ok()) return fail(specs.status());
     pool.set_endpoints(*specs);
   }
+  // Block the stop signals in every thread (started below); this one waits for them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
   ScraperOptions sopts;
   sopts.interval = std::chrono::milliseconds(scrape_ms);
   sopts.endpoints_file = endpoints_file;
   MetricsScraper scraper(sopts, pool);
   if (auto s = scraper.start(); !s.ok()) return fail(s);
 
-  // Block the stop signals in every thread; this one waits for them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // KV events for every precise-prefix-cache-scorer that asks for them (kvEventsConfig).
+  std::vector<std::unique_ptr<KvEventFeeder>> feeders;
+  for (Plugin* p : sched->plugins_of_type(PrecisePrefixCacheScorer::kType)) {
+    auto* scorer = static_cast<PrecisePrefixCacheScorer*>(p);
+    if (!scorer->kv_events().enabled) {
+      MS_LOG_WARN("plugin '{}': no kvEventsConfig; its index is never fed", scorer->name());
+      continue;
+    }
+    auto feeder = KvEventFeeder::start(scorer->kv_events(), scorer->index(), &pool);
+    if (!feeder.ok()) return fail(feeder.status());
+    KvEventFeeder* raw = feeder->get();
+    metrics.add_collector(
+        [raw](const std::vector<EndpointState>& eps) { return raw->render_metrics(eps); });
+    feeders.push_back(std::move(*feeder));
+  }
 
   ProxyOptions popts;
   popts.host = host;
@@ -97,6 +115,7 @@ int route_main(int argc, char** argv) {
   MS_LOG_INFO("signal {}: stopping the router", sig);
   proxy.stop();
   scraper.stop();
+  feeders.clear();
   return 0;
 }
 

@@ -4,13 +4,10 @@
 #include "absl/strings/str_replace.h"
 
 namespace moeserve::router {
-namespace {
 
 std::string escape_label(const std::string& v) {
   return absl::StrReplaceAll(v, {{"\\", "\\\\"}, {"\"", "\\\""}, {"\n", "\\n"}});
 }
-
-}  // namespace
 
 void RouterMetrics::record_decision(const std::string& profile) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -122,7 +119,13 @@ std::string RouterMetrics::render(const std::vector<EndpointState>& endpoints) c
   for (const auto& [code, n] : errors_) {
     absl::StrAppend(&out, "moeserve_router_request_errors_total{code=\"", code, "\"} ", n, "\n");
   }
+  for (const Collector& c : collectors_) out += c(endpoints);
   return out;
+}
+
+void RouterMetrics::add_collector(Collector collector) {
+  std::lock_guard<std::mutex> lock(mu_);
+  collectors_.push_back(std::move(collector));
 }
 
 }  // namespace moeserve::router

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -12,6 +13,9 @@
 #include "router/endpoint.h"
 
 namespace moeserve::router {
+
+// A Prometheus label value with backslash, quote and newline escaped.
+std::string escape_label(const std::string& v);
 
 class RouterMetrics final {
  public:
@@ -25,6 +29,11 @@ class RouterMetrics final {
   uint64_t retries() const;
   uint64_t requests_to(const std::string& endpoint) const;
   uint64_t decisions(const std::string& profile) const;
+
+  // Another component's metrics, appended to render() (complete exposition text with HELP and
+  // TYPE lines). Setup only, before the metrics are served; the collector must be thread-safe.
+  using Collector = std::function<std::string(const std::vector<EndpointState>& endpoints)>;
+  void add_collector(Collector collector);
 
   // All metrics, plus one health gauge per endpoint from `endpoints`.
   std::string render(const std::vector<EndpointState>& endpoints) const;
@@ -45,6 +54,7 @@ class RouterMetrics final {
   std::map<std::string, uint64_t> requests_;
   std::map<int, uint64_t> errors_;
   uint64_t retries_ = 0;
+  std::vector<Collector> collectors_;
 };
 
 }  // namespace moeserve::router

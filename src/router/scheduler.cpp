@@ -196,4 +196,12 @@ bool Scheduler::has_plugin_type(std::string_view type) const {
                      [&](const auto& p) { return p->type() == type; });
 }
 
+std::vector<Plugin*> Scheduler::plugins_of_type(std::string_view type) const {
+  std::vector<Plugin*> out;
+  for (const auto& p : plugins_) {
+    if (p->type() == type) out.push_back(p.get());
+  }
+  return out;
+}
+
 }  // namespace moeserve::router

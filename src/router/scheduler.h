@@ -66,6 +66,7 @@ class Scheduler final {
   const ProfileHandler& profile_handler() const { return *handler_; }
   Plugin* plugin(const std::string& name) const;
   bool has_plugin_type(std::string_view type) const;
+  std::vector<Plugin*> plugins_of_type(std::string_view type) const;
   const ProfilesByName& profiles() const { return profile_ptrs_; }
 
  private:

@@ -13,14 +13,16 @@
 #include <set>
 
 #include "engine/kv_event_publisher.h"
-#include "engine/kv_event_subscriber.h"
 #include "engine/llm_engine.h"
 #include "gtest/gtest.h"
+#include "kv_events/kv_event_subscriber.h"
 #include "model/deepseek.h"
 #include "model/gen_model.h"
 
 namespace moeserve::engine {
 namespace {
+
+using namespace ::moeserve::kv_events;  // the decoder and subscriber under test
 
 namespace fs = std::filesystem;
 constexpr int32_t kBlock = 16;

@@ -10,14 +10,16 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "engine/kv_event_decoder.h"
 #include "engine/kv_event_publisher.h"
-#include "engine/kv_event_subscriber.h"
 #include "gtest/gtest.h"
+#include "kv_events/kv_event_decoder.h"
+#include "kv_events/kv_event_subscriber.h"
 #include "mini_msgpack.h"
 
 namespace moeserve::engine {
 namespace {
+
+using namespace ::moeserve::kv_events;  // the decoder and subscriber under test
 
 namespace mp = moeserve::testing_msgpack;
 using Kind = mp::Value::Kind;

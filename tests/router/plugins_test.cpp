@@ -287,6 +287,25 @@ TEST(Pickers, RandomAndWeightedRandom) {
   EXPECT_GT(zero["b:1"], 120);
 }
 
+TEST(Pickers, RoundRobinTakesEndpointsInTurnIgnoringScores) {
+  std::vector<EndpointState> eps = {make_endpoint("c:1"), make_endpoint("a:1"),
+                                    make_endpoint("b:1")};
+  CycleState c;
+  auto rr = make_plugin("round-robin-picker");
+  std::vector<std::string> order;
+  for (int i = 0; i < 6; ++i) {
+    // Scores and input order change every call; the rotation does not.
+    std::vector<ScoredEndpoint> scored = {
+        {&eps[i % 3], 1.0}, {&eps[(i + 1) % 3], 0.0}, {&eps[(i + 2) % 3], 0.5}};
+    order.push_back(as<Picker>(rr)->pick(c, scored).targets.at(0));
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{"a:1", "b:1", "c:1", "a:1", "b:1", "c:1"}));
+  auto two = make_plugin("round-robin-picker", {{"maxNumOfEndpoints", 2}});
+  auto t = as<Picker>(two)->pick(c, {{&eps[0], 0}, {&eps[1], 0}, {&eps[2], 0}}).targets;
+  EXPECT_EQ(t, (std::vector<std::string>{"a:1", "b:1"}));
+  EXPECT_TRUE(as<Picker>(rr)->pick(c, {}).targets.empty());
+}
+
 TEST(PdDeciders, PrefixBasedUsesUncachedTokens) {
   auto d = make_plugin("prefix-based-pd-decider", {{"nonCachedTokens", 16}});
   EndpointState dec = make_endpoint("d:1");

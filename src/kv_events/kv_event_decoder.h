@@ -26,7 +26,7 @@
 
 #include "core/status.h"
 
-namespace moeserve::engine {
+namespace moeserve::kv_events {
 
 struct DecodedBlockStored {
   std::vector<uint64_t> block_hashes;
@@ -72,4 +72,4 @@ StatusOr<KvTopic> parse_kv_topic(std::string_view topic);
 StatusOr<DecodedKvEventBatch> decode_kv_event_payload(std::string_view payload);
 StatusOr<KvEventMessage> decode_kv_event_message(std::span<const std::string> frames);
 
-}  // namespace moeserve::engine
+}  // namespace moeserve::kv_events

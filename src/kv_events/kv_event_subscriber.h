@@ -1,6 +1,6 @@
 // A ZMQ SUB client for vLLM-format KV-cache events (llm-d-kv-cache's zmq_subscriber, in C++):
 // subscribes with a topic prefix (default "kv@"), decodes every message with
-// engine/kv_event_decoder.h on a background thread and hands it to a callback, with sequence
+// kv_events/kv_event_decoder.h on a background thread and hands it to a callback, with sequence
 // gap detection per publisher stream.
 //
 // Endpoints follow the publisher's rule: one containing '*' is bound (a central collector,
@@ -22,9 +22,9 @@
 #include <vector>
 
 #include "core/status.h"
-#include "engine/kv_event_decoder.h"
+#include "kv_events/kv_event_decoder.h"
 
-namespace moeserve::engine {
+namespace moeserve::kv_events {
 
 struct KvEventSubscriberOptions {
   std::vector<std::string> endpoints;
@@ -74,4 +74,4 @@ class KvEventSubscriber {
   std::atomic<uint64_t> messages_{0}, decode_errors_{0}, gaps_{0}, missed_{0};
 };
 
-}  // namespace moeserve::engine
+}  // namespace moeserve::kv_events

@@ -1,4 +1,4 @@
-#include "engine/kv_event_subscriber.h"
+#include "kv_events/kv_event_subscriber.h"
 
 #include <zmq.h>
 
@@ -8,7 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/logging.h"
 
-namespace moeserve::engine {
+namespace moeserve::kv_events {
 namespace {
 
 constexpr size_t kMaxFrames = 8;  // more than this is not a KV event message
@@ -132,4 +132,4 @@ void KvEventSubscriber::run() {
   zmq_close(sub_);
 }
 
-}  // namespace moeserve::engine
+}  // namespace moeserve::kv_events

@@ -1,4 +1,4 @@
-#include "engine/kv_event_decoder.h"
+#include "kv_events/kv_event_decoder.h"
 
 #include <exception>
 #include <functional>
@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 
-namespace moeserve::engine {
+namespace moeserve::kv_events {
 namespace {
 
 using msgpack::object;
@@ -252,4 +252,4 @@ StatusOr<KvEventMessage> decode_kv_event_message(std::span<const std::string> fr
   return m;
 }
 
-}  // namespace moeserve::engine
+}  // namespace moeserve::kv_events
