@@ -31,7 +31,7 @@ namespace moeserve {
 struct ExpertParallelOptions {
   ProcessGroup* group = nullptr;  // required; must outlive the model (and its engine)
   // allgather_reducescatter | all2all_ht | all2all_ll | auto, or vLLM's
-  // deepseek_high_throughput / deepseek_low_latency (see moe/ep_backend.h).
+  // deepep_high_throughput / deepep_low_latency (see moe/ep_backend.h).
   std::string all2all_backend = "allgather_reducescatter";
   // all2all_ll's static per-rank token capacity per dispatch round (vLLM's
   // VLLM_MOE_DP_CHUNK_SIZE); with auto, steps where every rank has at most this many tokens

@@ -11,15 +11,15 @@ namespace moeserve {
 
 StatusOr<All2AllBackend> parse_all2all_backend(const std::string& name) {
   if (name == "allgather_reducescatter") return All2AllBackend::kAllGatherReduceScatter;
-  if (name == "all2all_ht" || name == "deepseek_high_throughput") {
+  if (name == "all2all_ht" || name == "deepep_high_throughput") {
     return All2AllBackend::kHighThroughput;
   }
-  if (name == "all2all_ll" || name == "deepseek_low_latency") return All2AllBackend::kLowLatency;
+  if (name == "all2all_ll" || name == "deepep_low_latency") return All2AllBackend::kLowLatency;
   if (name == "auto") return All2AllBackend::kAuto;
   return absl::InvalidArgumentError(absl::StrCat(
       "unknown all2all backend '", name,
-      "'; choose allgather_reducescatter, all2all_ht (deepseek_high_throughput), all2all_ll "
-      "(deepseek_low_latency) or auto"));
+      "'; choose allgather_reducescatter, all2all_ht (deepep_high_throughput), all2all_ll "
+      "(deepep_low_latency) or auto"));
 }
 
 const char* all2all_backend_name(All2AllBackend b) {

@@ -5,8 +5,8 @@
 //
 // Backends (vLLM's --all2all-backend; vLLM's names are accepted as aliases):
 //   allgather_reducescatter                   standard format (grouped experts)
-//   all2all_ht   (deepseek_high_throughput)   standard format (grouped experts)
-//   all2all_ll   (deepseek_low_latency)       batched format (batched experts)
+//   all2all_ht   (deepep_high_throughput)   standard format (grouped experts)
+//   all2all_ll   (deepep_low_latency)       batched format (batched experts)
 //   auto         all2all_ht for steps with many tokens, all2all_ll for steps where every rank
 //                brings at most max_tokens_per_rank tokens (decode); decided per forward call
 //                from the token count agreed across ranks.
@@ -27,7 +27,7 @@ namespace moeserve {
 enum class All2AllBackend { kAllGatherReduceScatter, kHighThroughput, kLowLatency, kAuto };
 
 // Accepts "allgather_reducescatter", "all2all_ht", "all2all_ll", "auto" and vLLM's
-// "deepseek_high_throughput", "deepseek_low_latency"; the error lists the choices.
+// "deepep_high_throughput", "deepep_low_latency"; the error lists the choices.
 StatusOr<All2AllBackend> parse_all2all_backend(const std::string& name);
 const char* all2all_backend_name(All2AllBackend b);
 // "grouped" (also "standard") or "batched".

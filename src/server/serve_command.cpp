@@ -146,7 +146,9 @@ std::optional<ServeCommand> parse_serve_command(int argc, char** argv, int* exit
                "shard the routed experts over the data-parallel ranks (contiguous placement)");
   app.add_option("--all2all-backend", o.all2all_backend,
                  "expert-parallel dispatch/combine: auto (default) | allgather_reducescatter | "
-                 "all2all_ht | all2all_ll | deepseek_high_throughput | deepseek_low_latency");
+                 "all2all_ht | all2all_ll | deepep_high_throughput | deepep_low_latency "
+                 "(or env VLLM_ALL2ALL_BACKEND)")
+      ->envname("VLLM_ALL2ALL_BACKEND");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

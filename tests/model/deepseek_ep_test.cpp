@@ -329,10 +329,10 @@ TEST(EpModel, LoadErrorsNameTheSettingAtFault) {
         !m.ok() && absl::StrContains(m.status().message(), "unknown all2all backend 'pplx'"), "%s",
         m.status().ToString());
     // vLLM's names map to ours; the explicit matching format is accepted.
-    o.expert_parallel->all2all_backend = "deepseek_low_latency";
+    o.expert_parallel->all2all_backend = "deepep_low_latency";
     o.experts_format = ActivationFormat::kBatched;
     MS_ASSIGN_OR_RETURN(auto ll, DeepseekModel::load(dir, o));
-    o.expert_parallel->all2all_backend = "deepseek_high_throughput";
+    o.expert_parallel->all2all_backend = "deepep_high_throughput";
     o.experts_format.reset();
     MS_ASSIGN_OR_RETURN(auto ht, DeepseekModel::load(dir, o));
     auto cache = LatentCache::create(ll->config().num_hidden_layers, 2, 16, ll->cache_entry_dim());
