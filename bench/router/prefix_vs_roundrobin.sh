@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Prefix-aware routing against a load-blind baseline, llm-d's headline experiment in small:
+# Prefix-aware routing against round-robin, llm-d's headline experiment in small:
 # ENGINES moeserve engines serve the same model, each with a KV cache that holds only some of
 # the workload's shared prefixes; `moeserve route` sits in front with (1) the baseline config
-# (bench/router/baseline.yaml) and (2) llm-d's default profile (prefix-cache 3, queue 2,
+# (bench/router/baseline.yaml: round-robin-picker) and (2) llm-d's default profile (prefix-cache 3, queue 2,
 # kv-cache-utilization 2); `moeserve bench serve --dataset-name prefix-repetition` drives the
 # same workload through each. Engines are restarted between the two runs so both start cold.
 # Prints the two bench summaries and each run's engine prefix-cache counters.
 #
-# Usage: bench/router/prefix_vs_random.sh MOESERVE_BINARY MODEL_DIR [OUT_DIR]
+# Usage: bench/router/prefix_vs_roundrobin.sh MOESERVE_BINARY MODEL_DIR [OUT_DIR]
 # Environment (defaults): ENGINES=3 BLOCKS=400 PREFIXES=12 PREFIX_LEN=1024 SUFFIX_LEN=32
 #   OUTPUT_LEN=16 PROMPTS=240 CONCURRENCY=8 PORT_BASE=8300
 set -euo pipefail
@@ -67,6 +67,6 @@ run_one() {
   prefix_counters
   stop_all
 }
-run_one baseline "$HERE/baseline.yaml"
+run_one round-robin "$HERE/baseline.yaml"
 run_one prefix-aware ""
 echo "results in $OUT"
