@@ -119,9 +119,11 @@ Workload make_workload(const std::string& backend, int rank, int n, int64_t T, i
 }
 
 // One dispatch + combine of T tokens per rank (chunked as the backend asks), no experts.
+// Every rank brings T tokens, which the serving path knows from its data-parallel lockstep,
+// so the chunk count needs no collective here either.
 Status dispatch_combine(PrepareFinalize& pf, Workload& wl, int64_t T, int64_t H, int64_t K,
                         ExpertBatch* batch) {
-  MS_ASSIGN_OR_RETURN(const int64_t chunks, pf.num_chunks(T));
+  MS_ASSIGN_OR_RETURN(const int64_t chunks, pf.num_chunks(T, T));
   const int64_t limit = pf.max_tokens_per_chunk();
   const int64_t step = limit > 0 ? limit : T;
   for (int64_t c = 0; c < chunks; ++c) {

@@ -228,12 +228,14 @@ Status DeepseekModel::forward(const ForwardBatch& batch, const LatentCache& cach
 Status DeepseekModel::run_layers(const ForwardBatch& batch, const LatentCache& cache,
                                  std::vector<float>* logits, std::vector<MoeRouting>* routing) {
   const int64_t T = batch.num_tokens(), H = cfg_.hidden_size;
-  // The largest token count over the ranks, for layers that pick their kernel by it (auto).
-  int64_t max_tokens = T;
-  if (ep_ && ep_->needs_agreed_tokens()) {
+  // The largest token count over the ranks, when known (-1: not known): the data-parallel
+  // lockstep agreed on it, or layers that pick their kernel by it (auto) need it agreed now.
+  // Backends with static buffers also size their chunking from it without a collective.
+  int64_t max_tokens = -1;
+  if (ep_) {
     if (batch.max_tokens_across_dp >= 0) {
       max_tokens = std::max(batch.max_tokens_across_dp, T);
-    } else {
+    } else if (ep_->needs_agreed_tokens()) {
       int64_t v = T;
       MS_RETURN_IF_ERROR(ep_->group()->all_reduce(std::span<int64_t>(&v, 1), ReduceOp::kMax));
       max_tokens = v;

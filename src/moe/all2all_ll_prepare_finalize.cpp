@@ -44,21 +44,17 @@ All2AllLlPrepareFinalize::All2AllLlPrepareFinalize(ProcessGroup* group, const Lo
       num_local_(c.num_experts / group->world_size()),
       slots_(c.max_tokens_per_rank * group->world_size()) {}
 
-size_t All2AllLlPrepareFinalize::rows_off(int64_t e, int64_t slot) const {
-  return static_cast<size_t>((e * slots_ + slot) * cfg_.hidden) * sizeof(float);
+size_t All2AllLlPrepareFinalize::rows_off(int sender) const {
+  return static_cast<size_t>(sender * rows_per_sender() * cfg_.hidden) * sizeof(float);
 }
-size_t All2AllLlPrepareFinalize::index_off(int64_t e, int64_t slot) const {
-  return rows_off(num_local_, 0) + static_cast<size_t>(e * slots_ + slot) * sizeof(int32_t);
-}
-size_t All2AllLlPrepareFinalize::counts_off(int sender) const {
-  return index_off(num_local_, 0) + static_cast<size_t>(sender * num_local_) * sizeof(int32_t);
+size_t All2AllLlPrepareFinalize::meta_off(int sender) const {
+  return rows_off(world_) + static_cast<size_t>(sender * (num_local_ + 1)) * sizeof(int32_t);
 }
 size_t All2AllLlPrepareFinalize::dispatch_flag_off(int sender) const {
-  return align64(counts_off(world_)) + static_cast<size_t>(sender) * 8;
+  return align64(meta_off(world_)) + static_cast<size_t>(sender) * 8;
 }
 size_t All2AllLlPrepareFinalize::combine_flag_off(int sender) const {
-  return align64(static_cast<size_t>(cfg_.max_tokens_per_rank * cfg_.top_k * cfg_.hidden) *
-                 sizeof(float)) +
+  return align64(static_cast<size_t>(rows_per_sender() * cfg_.hidden) * sizeof(float)) +
          static_cast<size_t>(sender) * 8;
 }
 
@@ -74,16 +70,20 @@ Status All2AllLlPrepareFinalize::wait_all_flags(RegisteredBuffer* buf,
   return buf->wait_flags(offs, peers, seq_, what);
 }
 
-StatusOr<int64_t> All2AllLlPrepareFinalize::num_chunks(int64_t num_tokens) {
-  int64_t max_tokens = num_tokens;
-  MS_RETURN_IF_ERROR(group_->all_reduce(std::span<int64_t>(&max_tokens, 1), ReduceOp::kMax));
+StatusOr<int64_t> All2AllLlPrepareFinalize::num_chunks(int64_t num_tokens,
+                                                       int64_t max_tokens_across_ranks) {
+  int64_t max_tokens = max_tokens_across_ranks;
+  if (max_tokens < num_tokens) {
+    max_tokens = num_tokens;
+    MS_RETURN_IF_ERROR(group_->all_reduce(std::span<int64_t>(&max_tokens, 1), ReduceOp::kMax));
+  }
   const int64_t m = cfg_.max_tokens_per_rank;
   return std::max<int64_t>(1, (max_tokens + m - 1) / m);
 }
 
 Status All2AllLlPrepareFinalize::prepare(const RoutedTokens& in, ExpertBatch* batch) {
   const int64_t T = in.num_tokens, H = cfg_.hidden, K = cfg_.top_k, M = cfg_.max_tokens_per_rank;
-  const int64_t E = cfg_.num_experts, L = num_local_;
+  const int64_t E = cfg_.num_experts, L = num_local_, R = rows_per_sender();
   if (in.hidden != H || in.top_k != K) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "all2all_ll: built for hidden %d top-k %d, called with %d, %d", H, K, in.hidden, in.top_k));
@@ -96,7 +96,7 @@ Status All2AllLlPrepareFinalize::prepare(const RoutedTokens& in, ExpertBatch* ba
   num_tokens_ = T;
   weights_.assign(in.topk_weights, in.topk_weights + T * K);
   // Rows per (destination rank, local expert), then their packed positions.
-  send_counts_.assign(world_ * L, 0);
+  std::vector<int32_t> counts(world_ * L, 0);
   std::vector<int32_t> dest(T * K);  // (rank * L + local expert) per (token, k)
   for (int64_t i = 0; i < T * K; ++i) {
     const int32_t g = in.topk_ids[i];
@@ -106,45 +106,60 @@ Status All2AllLlPrepareFinalize::prepare(const RoutedTokens& in, ExpertBatch* ba
     }
     const int o = placement_.owner(g);
     dest[i] = static_cast<int32_t>(o * L + (g - placement_.first_expert(o)));
-    if (++send_counts_[dest[i]] > M) {
+    if (++counts[dest[i]] > M) {
       return absl::InvalidArgumentError(absl::StrFormat(
           "all2all_ll: expert %d routed more than %d times in one chunk (duplicate top-k ids?)", g,
           M));
     }
   }
   std::vector<int64_t> begin(world_ * L + 1, 0);
-  for (int64_t d = 0; d < world_ * L; ++d) begin[d + 1] = begin[d] + send_counts_[d];
+  for (int64_t d = 0; d < world_ * L; ++d) begin[d + 1] = begin[d] + counts[d];
   std::vector<int64_t> cursor(begin.begin(), begin.end() - 1);
   send_rows_.resize(T * K * H);
-  send_index_.resize(T * K);
+  send_pos_.resize(T * K);
   for (int64_t i = 0; i < T * K; ++i) {
     const int64_t pos = cursor[dest[i]]++;
-    send_index_[pos] = static_cast<int32_t>(i);
+    send_pos_[i] = static_cast<int32_t>(pos);
     std::memcpy(send_rows_.data() + pos * H, in.x + (i / K) * H, H * sizeof(float));
   }
-  // Data, indices and counts, then the flag; peers in rotated order to spread the load.
+  send_meta_.resize(world_ * (L + 1));
+  for (int o = 0; o < world_; ++o) {
+    std::copy(counts.begin() + o * L, counts.begin() + (o + 1) * L,
+              send_meta_.begin() + o * (L + 1));
+    send_meta_[o * (L + 1) + L] = static_cast<int32_t>(begin[o * L]);
+  }
+  // Per peer (in rotated order to spread the load): its rows in one put, the meta, the flag.
   for (int step = 1; step <= world_; ++step) {
     const int o = (rank_ + step) % world_;
-    for (int64_t e = 0; e < L; ++e) {
-      const int64_t d = o * L + e, c = send_counts_[d];
-      if (c == 0) continue;
-      MS_RETURN_IF_ERROR(dispatch_->put(o, send_rows_.data() + begin[d] * H, c * H * sizeof(float),
-                                        rows_off(e, rank_ * M)));
-      MS_RETURN_IF_ERROR(dispatch_->put(o, send_index_.data() + begin[d], c * sizeof(int32_t),
-                                        index_off(e, rank_ * M)));
-    }
-    MS_RETURN_IF_ERROR(
-        dispatch_->put(o, send_counts_.data() + o * L, L * sizeof(int32_t), counts_off(rank_)));
+    const int64_t n = begin[(o + 1) * L] - begin[o * L];
+    MS_RETURN_IF_ERROR(dispatch_->put(o, send_rows_.data() + begin[o * L] * H,
+                                      n * H * sizeof(float), rows_off(rank_)));
+    MS_RETURN_IF_ERROR(dispatch_->put(o, send_meta_.data() + o * (L + 1),
+                                      (L + 1) * sizeof(int32_t), meta_off(rank_)));
     MS_RETURN_IF_ERROR(dispatch_->put_flag(o, dispatch_flag_off(rank_), seq_));
   }
   MS_RETURN_IF_ERROR(wait_all_flags(dispatch_.get(), &All2AllLlPrepareFinalize::dispatch_flag_off,
                                     "all2all_ll dispatch"));
-  // Pack each expert's rows (sender by sender) to the front of its slab.
-  const auto* counts = reinterpret_cast<const int32_t*>(dispatch_->data() + counts_off(0));
-  for (int64_t i = 0; i < world_ * L; ++i) {
-    if (counts[i] < 0 || counts[i] > M) {
-      return absl::DataLossError(absl::StrFormat("all2all_ll: received count %d", counts[i]));
+  // Validate what the peers wrote, then copy each expert's rows (sender by sender) into its
+  // slab of the batched format.
+  recv_counts_.resize(world_ * L);
+  recv_start_.resize(world_);
+  for (int s = 0; s < world_; ++s) {
+    const auto* meta = reinterpret_cast<const int32_t*>(dispatch_->data() + meta_off(s));
+    int64_t total = 0;
+    for (int64_t e = 0; e < L; ++e) {
+      if (meta[e] < 0 || meta[e] > M) {
+        return absl::DataLossError(
+            absl::StrFormat("all2all_ll: rank %d sent a count of %d rows", s, meta[e]));
+      }
+      recv_counts_[s * L + e] = meta[e];
+      total += meta[e];
     }
+    if (meta[L] < 0 || total > R || meta[L] + total > R) {
+      return absl::DataLossError(absl::StrFormat(
+          "all2all_ll: rank %d sent %d rows starting at %d (at most %d)", s, total, meta[L], R));
+    }
+    recv_start_[s] = meta[L];
   }
   batch->format = ActivationFormat::kBatched;
   batch->hidden = H;
@@ -153,21 +168,16 @@ Status All2AllLlPrepareFinalize::prepare(const RoutedTokens& in, ExpertBatch* ba
   batch->expert_offsets.clear();
   batch->expert_num_tokens.assign(L, 0);
   batch->a1.resize(L * slots_ * H);
-  row_sender_.resize(L * slots_);
-  row_index_.resize(L * slots_);
   const auto* rows = reinterpret_cast<const float*>(dispatch_->data());
-  const auto* index = reinterpret_cast<const int32_t*>(dispatch_->data() + index_off(0, 0));
   parallel_for(L, [&](int64_t b, int64_t end) {
     for (int64_t e = b; e < end; ++e) {
       int64_t j = 0;
       for (int s = 0; s < world_; ++s) {
-        const int64_t c = counts[s * L + e];
-        const int64_t src = e * slots_ + s * M, dst = e * slots_ + j;
-        std::memcpy(batch->a1.data() + dst * H, rows + src * H, c * H * sizeof(float));
-        for (int64_t i = 0; i < c; ++i) {
-          row_sender_[dst + i] = s;
-          row_index_[dst + i] = index[src + i];
-        }
+        int64_t src = s * R;  // sender s's rows for expert e follow its earlier experts'
+        for (int64_t e2 = 0; e2 < e; ++e2) src += recv_counts_[s * L + e2];
+        const int64_t c = recv_counts_[s * L + e];
+        std::memcpy(batch->a1.data() + (e * slots_ + j) * H, rows + src * H,
+                    c * H * sizeof(float));
         j += c;
       }
       batch->expert_num_tokens[e] = static_cast<int32_t>(j);
@@ -177,20 +187,34 @@ Status All2AllLlPrepareFinalize::prepare(const RoutedTokens& in, ExpertBatch* ba
 }
 
 Status All2AllLlPrepareFinalize::finalize_begin(const ExpertBatch& batch, const float* expert_out) {
-  const int64_t H = cfg_.hidden, limit = cfg_.max_tokens_per_rank * cfg_.top_k;
-  for (int64_t e = 0; e < num_local_; ++e) {
-    for (int64_t j = 0; j < batch.expert_num_tokens[e]; ++j) {
-      const int64_t r = e * slots_ + j;
-      const int32_t idx = row_index_[r];
-      if (idx < 0 || idx >= limit) {
-        return absl::DataLossError(absl::StrFormat("all2all_ll: received row index %d", idx));
-      }
-      MS_RETURN_IF_ERROR(combine_->put(row_sender_[r], expert_out + r * H, H * sizeof(float),
-                                       static_cast<size_t>(idx) * H * sizeof(float)));
-    }
+  const int64_t H = cfg_.hidden, L = num_local_;
+  // Each sender's outputs back in its order (by local expert, its rows in the order it sent
+  // them), one contiguous block per sender.
+  std::vector<int64_t> stage_begin(world_ + 1, 0);
+  for (int s = 0; s < world_; ++s) {
+    int64_t n = 0;
+    for (int64_t e = 0; e < L; ++e) n += recv_counts_[s * L + e];
+    stage_begin[s + 1] = stage_begin[s] + n;
   }
+  stage_.resize(stage_begin[world_] * H);
+  parallel_for(L, [&](int64_t b, int64_t end) {
+    for (int64_t e = b; e < end; ++e) {
+      int64_t j = 0;  // row of expert e's slab
+      for (int s = 0; s < world_; ++s) {
+        int64_t dst = stage_begin[s];
+        for (int64_t e2 = 0; e2 < e; ++e2) dst += recv_counts_[s * L + e2];
+        const int64_t c = recv_counts_[s * L + e];
+        std::memcpy(stage_.data() + dst * H, expert_out + (e * slots_ + j) * H,
+                    c * H * sizeof(float));
+        j += c;
+      }
+    }
+  });
   for (int step = 1; step <= world_; ++step) {
     const int s = (rank_ + step) % world_;
+    const int64_t n = stage_begin[s + 1] - stage_begin[s];
+    MS_RETURN_IF_ERROR(combine_->put(s, stage_.data() + stage_begin[s] * H, n * H * sizeof(float),
+                                     static_cast<size_t>(recv_start_[s] * H) * sizeof(float)));
     MS_RETURN_IF_ERROR(combine_->put_flag(s, combine_flag_off(rank_), seq_));
   }
   pending_ = &batch;
@@ -212,13 +236,13 @@ Status All2AllLlPrepareFinalize::finalize_end(float* y) {
           std::fill(yt, yt + H, 0.0f);
           for (int64_t k = 0; k < K; ++k) {
             const float w = weights_[t * K + k];
-            const float* o = rows + (t * K + k) * H;
+            const float* o = rows + static_cast<int64_t>(send_pos_[t * K + k]) * H;
             for (int64_t h = 0; h < H; ++h) yt[h] += w * o[h];
           }
         }
       },
       4);
-  // Source buffers (send_rows_, expert_out) are reused next round.
+  // Source buffers (send_rows_, send_meta_, stage_) are reused next round.
   MS_RETURN_IF_ERROR(dispatch_->wait_local());
   return combine_->wait_local();
 }

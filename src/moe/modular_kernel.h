@@ -83,10 +83,15 @@ class PrepareFinalize {
   // Chunking (vLLM's VLLM_MOE_DP_CHUNK_SIZE): a backend with static per-rank buffers takes at
   // most max_tokens_per_chunk() tokens per prepare() (0: no limit). num_chunks(T) says how
   // many prepare/experts/finalize rounds a forward of T local tokens runs; every rank of an
-  // expert-parallel group must run the same number, so for such backends it is collective
-  // (ranks with fewer chunks run empty ones). Default: one round.
+  // expert-parallel group must run the same number (ranks with fewer chunks run empty ones).
+  // `max_tokens_across_ranks` is the largest T over the group when the caller already agreed
+  // on it (data-parallel lockstep), else -1 and such backends agree collectively. Default:
+  // one round.
   virtual int64_t max_tokens_per_chunk() const { return 0; }
-  virtual StatusOr<int64_t> num_chunks(int64_t /*num_tokens*/) { return int64_t{1}; }
+  virtual StatusOr<int64_t> num_chunks(int64_t /*num_tokens*/,
+                                       int64_t /*max_tokens_across_ranks*/ = -1) {
+    return int64_t{1};
+  }
 
  private:
   const ExpertBatch* pending_batch_ = nullptr;

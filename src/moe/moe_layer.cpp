@@ -111,7 +111,8 @@ Status MoeLayer::forward(const float* x, int64_t T, float* y, MoeRouting* routin
       shared_->forward(x, T, shared_out.data());
     };
   }
-  MS_RETURN_IF_ERROR(run_modular_kernel(*pf, *experts, in, &batch_, &expert_out_, y, overlap));
+  MS_RETURN_IF_ERROR(run_modular_kernel(*pf, *experts, in, &batch_, &expert_out_, y, overlap,
+                                        max_tokens_across_ranks));
   if (shared_) axpy(1.0f, shared_out.data(), y, T * H);
   if (routing) {
     routing->topk_ids = std::move(ids);
@@ -122,9 +123,10 @@ Status MoeLayer::forward(const float* x, int64_t T, float* y, MoeRouting* routin
 
 Status run_modular_kernel(PrepareFinalize& pf, const Experts& experts, const RoutedTokens& in,
                           ExpertBatch* batch, std::vector<float>* expert_out, float* y,
-                          const std::function<void()>& overlap) {
+                          const std::function<void()>& overlap,
+                          int64_t max_tokens_across_ranks) {
   const int64_t T = in.num_tokens, H = in.hidden, K = in.top_k;
-  MS_ASSIGN_OR_RETURN(const int64_t num_chunks, pf.num_chunks(T));
+  MS_ASSIGN_OR_RETURN(const int64_t num_chunks, pf.num_chunks(T, max_tokens_across_ranks));
   const int64_t limit = pf.max_tokens_per_chunk();
   const int64_t step = limit > 0 ? limit : T;
   for (int64_t c = 0; c < num_chunks; ++c) {

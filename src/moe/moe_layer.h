@@ -73,9 +73,11 @@ class MoeLayer {
 // asks for (collective for expert-parallel backends). `overlap` (may be empty) runs once,
 // between finalize_begin and finalize_end of the last chunk, i.e. while the combine is in
 // flight. y: [T, H] (overwritten). `batch` and `expert_out` are reusable scratch.
+// `max_tokens_across_ranks`: the group's largest T when already agreed (see num_chunks).
 Status run_modular_kernel(PrepareFinalize& pf, const Experts& experts, const RoutedTokens& in,
                           ExpertBatch* batch, std::vector<float>* expert_out, float* y,
-                          const std::function<void()>& overlap = {});
+                          const std::function<void()>& overlap = {},
+                          int64_t max_tokens_across_ranks = -1);
 
 // Builds the single-rank kernel: LocalPrepareFinalize + grouped (standard) or batched experts.
 StatusOr<MoeLayer> make_local_moe_layer(GateParams gate, Tensor gate_weight, Tensor bias,
