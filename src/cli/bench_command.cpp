@@ -8,6 +8,7 @@
 
 #include "CLI/CLI.hpp"
 #include "moe/bench_moe.h"
+#include "moe/bench_moe_layer.h"
 #include "bench_serve.h"
 #include "cli/commands.h"
 #include "cli/model_cost.h"
@@ -114,6 +115,9 @@ int bench_main(int argc, char** argv) {
   if (argc >= 2 && std::string(argv[1]) == "model") return bench_model(argc - 1, argv + 1);
   if (argc >= 2 && std::string(argv[1]) == "decode") return bench_decode_main(argc - 1, argv + 1);
   if (argc >= 2 && std::string(argv[1]) == "moe") return bench_moe_main(argc - 1, argv + 1);
+  if (argc >= 2 && std::string(argv[1]) == "moe-layer") {
+    return bench_moe_layer_main(argc - 1, argv + 1);
+  }
   if (argc >= 2 && std::string(argv[1]) == "serve") {
     return bench::bench_serve_main(argc - 1, argv + 1);
   }
@@ -121,6 +125,7 @@ int bench_main(int argc, char** argv) {
                "usage: moeserve bench model MODEL [options]\n"
                "       moeserve bench decode MODEL [--batch 1,8,32 ...]\n"
                "       moeserve bench moe [--ep N --hidden H --topk K --backends ...]\n"
+               "       moeserve bench moe-layer [--tokens 1,...,4096 --formats grouped,batched ...]\n"
                "       moeserve bench serve [vllm bench serve options]\n");
   return 2;
 }

@@ -1,6 +1,8 @@
 // Every format-compatible (PrepareFinalize, Experts) pair computes the single-rank reference.
 #include "moe/moe_layer.h"
 
+#include <omp.h>
+
 #include <cmath>
 #include <random>
 
@@ -96,6 +98,35 @@ TEST_P(MoeLayerFormats, MatchesPerTokenReference) {
       ASSERT_NEAR(y[i], want[i], 1e-4 * (1 + std::fabs(want[i]))) << "T=" << T << " i=" << i;
     }
   }
+}
+
+// The experts give the reference at any thread count, for GEMV-sized (<= 8 rows) and
+// GEMM-sized experts (each expert's GEMMs split their output rows over the threads).
+TEST_P(MoeLayerFormats, MatchesReferenceAtAnyThreadCount) {
+  Fixture f(7);
+  auto layer = make_local_moe_layer(f.gate, f.gate_w, f.bias, std::nullopt, f.experts, GetParam());
+  ASSERT_TRUE(layer.ok()) << layer.status();
+  f.sg = Tensor::empty(DType::kF32, {f.I, f.H});  // zero shared expert == none
+  f.su = Tensor::empty(DType::kF32, {f.I, f.H});
+  f.sd = Tensor::empty(DType::kF32, {f.H, f.I});
+  const int saved = omp_get_max_threads();
+  std::mt19937 rng(5);
+  for (int threads : {1, 4}) {
+    omp_set_num_threads(threads);
+    for (int64_t T : {6, 64}) {
+      std::vector<float> x(T * f.H);
+      std::normal_distribution<float> d;
+      for (auto& v : x) v = d(rng);
+      std::vector<float> y(T * f.H);
+      ASSERT_TRUE(layer->forward(x.data(), T, y.data()).ok());
+      const auto want = f.reference(x, T);
+      for (int64_t i = 0; i < T * f.H; ++i) {
+        ASSERT_NEAR(y[i], want[i], 1e-4 * (1 + std::fabs(want[i])))
+            << "threads=" << threads << " T=" << T << " i=" << i;
+      }
+    }
+  }
+  omp_set_num_threads(saved);
 }
 
 INSTANTIATE_TEST_SUITE_P(Local, MoeLayerFormats,
