@@ -1,5 +1,6 @@
 // End-to-end: a generated tiny model, the real engine and the HTTP server in-process on an
 // ephemeral 127.0.0.1 port, driven over real sockets.
+#include <algorithm>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -390,7 +391,9 @@ TEST_F(ServerE2E, MetricsMoveAndIdleCacheIsEmpty) {
   const double gen_before = metric_value(before, "vllm:generation_tokens_total");
   const double ok_before =
       metric_value(before, "vllm:request_success_total", {"finished_reason=\"length\""});
-  const double queued_before = metric_value(before, "vllm:request_queue_time_seconds_count");
+  // A histogram has no series before its first observation (metric_value gives -1).
+  const double queued_before =
+      std::max(0.0, metric_value(before, "vllm:request_queue_time_seconds_count"));
   ASSERT_EQ(
       post("/v1/completions", {{"prompt", "m"}, {"max_tokens", 4}, {"ignore_eos", true}}).status,
       200);
