@@ -1,9 +1,9 @@
 // End-to-end: a generated tiny model, the real engine and the HTTP server in-process on an
 // ephemeral 127.0.0.1 port, driven over real sockets.
-#include <algorithm>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <thread>
