@@ -176,8 +176,10 @@ Status All2AllLlPrepareFinalize::prepare(const RoutedTokens& in, ExpertBatch* ba
         int64_t src = s * R;  // sender s's rows for expert e follow its earlier experts'
         for (int64_t e2 = 0; e2 < e; ++e2) src += recv_counts_[s * L + e2];
         const int64_t c = recv_counts_[s * L + e];
-        std::memcpy(batch->a1.data() + (e * slots_ + j) * H, rows + src * H,
-                    c * H * sizeof(float));
+        if (c > 0) {
+          std::memcpy(batch->a1.data() + (e * slots_ + j) * H, rows + src * H,
+                      c * H * sizeof(float));
+        }
         j += c;
       }
       batch->expert_num_tokens[e] = static_cast<int32_t>(j);
@@ -204,8 +206,10 @@ Status All2AllLlPrepareFinalize::finalize_begin(const ExpertBatch& batch, const 
         int64_t dst = stage_begin[s];
         for (int64_t e2 = 0; e2 < e; ++e2) dst += recv_counts_[s * L + e2];
         const int64_t c = recv_counts_[s * L + e];
-        std::memcpy(stage_.data() + dst * H, expert_out + (e * slots_ + j) * H,
-                    c * H * sizeof(float));
+        if (c > 0) {  // stage_ may be empty (no data pointer) when nothing was received
+          std::memcpy(stage_.data() + dst * H, expert_out + (e * slots_ + j) * H,
+                      c * H * sizeof(float));
+        }
         j += c;
       }
     }
