@@ -3,11 +3,9 @@
 // vLLM's chained block hashes of the prompts' full blocks, consecutive sequence numbers, and
 // BlockRemoved events for exactly the least recently used blocks when the small cache evicts.
 #include <stdlib.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <condition_variable>
-#include <filesystem>
 #include <mutex>
 #include <random>
 #include <set>
@@ -17,36 +15,16 @@
 #include "gtest/gtest.h"
 #include "kv_events/kv_event_subscriber.h"
 #include "model/deepseek.h"
-#include "model/gen_model.h"
+#include "../model/tiny_model.h"
 
 namespace moeserve::engine {
 namespace {
 
 using namespace ::moeserve::kv_events;  // the decoder and subscriber under test
 
-namespace fs = std::filesystem;
 constexpr int32_t kBlock = 16;
 
-const std::string& tiny_model() {
-  static const std::string dir = [] {
-    const fs::path d =
-        fs::path(::testing::TempDir()) / absl::StrCat("kv_events_engine_test_", getpid());
-    GenModelOptions o;
-    o.preset = "tiny";
-    o.dtype = DType::kF32;
-    o.seed = 5;
-    Status st = generate_model(d.string(), o);
-    EXPECT_TRUE(st.ok()) << st;
-    return d.string();
-  }();
-  return dir;
-}
-
-class Cleanup : public ::testing::Environment {
- public:
-  void TearDown() override { fs::remove_all(tiny_model()); }
-};
-const auto* const kCleanup = ::testing::AddGlobalTestEnvironment(new Cleanup);
+const std::string& tiny_model() { return ::moeserve::testing::tiny_model("kv_events_engine_test", 5); }
 
 class Done final : public OutputSink {
  public:

@@ -3,42 +3,19 @@
 // and free their blocks, the waiting queue is bounded, shutdown drains.
 #include "engine/llm_engine.h"
 
-#include <unistd.h>
-
 #include <condition_variable>
-#include <filesystem>
 #include <mutex>
 #include <random>
 #include <thread>
 
 #include "gtest/gtest.h"
 #include "model/deepseek.h"
-#include "model/gen_model.h"
+#include "../model/tiny_model.h"
 
 namespace moeserve::engine {
 namespace {
 
-namespace fs = std::filesystem;
-
-const std::string& tiny_model() {
-  static const std::string dir = [] {
-    const fs::path d = fs::path(::testing::TempDir()) / absl::StrCat("llm_engine_test_", getpid());
-    GenModelOptions o;
-    o.preset = "tiny";
-    o.dtype = DType::kF32;
-    o.seed = 3;
-    Status st = generate_model(d.string(), o);
-    EXPECT_TRUE(st.ok()) << st;
-    return d.string();
-  }();
-  return dir;
-}
-
-class Cleanup : public ::testing::Environment {
- public:
-  void TearDown() override { fs::remove_all(tiny_model()); }
-};
-const auto* const kCleanup = ::testing::AddGlobalTestEnvironment(new Cleanup);
+const std::string& tiny_model() { return ::moeserve::testing::tiny_model("llm_engine_test", 3); }
 
 // Collects a request's outputs; wait() blocks until the final one.
 class Collector final : public OutputSink {

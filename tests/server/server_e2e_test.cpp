@@ -5,19 +5,17 @@
 
 #include <algorithm>
 #include <atomic>
-#include <filesystem>
 #include <thread>
 
 #include "gtest/gtest.h"
 #include "http_test_client.h"
-#include "model/gen_model.h"
+#include "../model/tiny_model.h"
 #include "nlohmann/json.hpp"
 #include "server/server_app.h"
 
 namespace moeserve::server {
 namespace {
 
-namespace fs = std::filesystem;
 using nlohmann::json;
 using testing::ClientResponse;
 using testing::http_request;
@@ -27,25 +25,7 @@ using testing::sse_payloads;
 constexpr const char* kKey = "test-key";
 constexpr const char* kName = "tiny";
 
-const std::string& tiny_model() {
-  static const std::string dir = [] {
-    const fs::path d = fs::path(::testing::TempDir()) / ("server_e2e_" + std::to_string(getpid()));
-    GenModelOptions o;
-    o.preset = "tiny";
-    o.dtype = DType::kF32;
-    o.seed = 5;
-    Status st = generate_model(d.string(), o);
-    EXPECT_TRUE(st.ok()) << st;
-    return d.string();
-  }();
-  return dir;
-}
-
-class Cleanup : public ::testing::Environment {
- public:
-  void TearDown() override { fs::remove_all(tiny_model()); }
-};
-const auto* const kCleanup = ::testing::AddGlobalTestEnvironment(new Cleanup);
+const std::string& tiny_model() { return ::moeserve::testing::tiny_model("server_e2e", 5); }
 
 ServeOptions base_options() {
   ServeOptions o;
