@@ -379,6 +379,7 @@ Status LlmEngine::step() {
 Status LlmEngine::run_step(const SchedulerOutput& so, int64_t max_tokens_across_dp) {
   const auto step_start = std::chrono::steady_clock::now();
   for (const ScheduledRequest& r : so.scheduled) {
+    if (!r.is_new) continue;  // a first scheduling is always new
     auto it = tracked_.find(r.request_id);
     if (it != tracked_.end() && it->second->scheduled.time_since_epoch().count() == 0) {
       it->second->scheduled = step_start;

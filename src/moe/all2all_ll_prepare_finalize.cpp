@@ -142,7 +142,7 @@ Status All2AllLlPrepareFinalize::prepare(const RoutedTokens& in, ExpertBatch* ba
                                     "all2all_ll dispatch"));
   // Validate what the peers wrote, then copy each expert's rows (sender by sender) into its
   // slab of the batched format.
-  recv_counts_.resize(world_ * L);
+  recv_offsets_.resize(world_ * (L + 1));
   recv_start_.resize(world_);
   for (int s = 0; s < world_; ++s) {
     const auto* meta = reinterpret_cast<const int32_t*>(dispatch_->data() + meta_off(s));
@@ -152,9 +152,10 @@ Status All2AllLlPrepareFinalize::prepare(const RoutedTokens& in, ExpertBatch* ba
         return absl::DataLossError(
             absl::StrFormat("all2all_ll: rank %d sent a count of %d rows", s, meta[e]));
       }
-      recv_counts_[s * L + e] = meta[e];
+      recv_offsets_[s * (L + 1) + e] = total;
       total += meta[e];
     }
+    recv_offsets_[s * (L + 1) + L] = total;
     if (meta[L] < 0 || total > R || meta[L] + total > R) {
       return absl::DataLossError(absl::StrFormat(
           "all2all_ll: rank %d sent %d rows starting at %d (at most %d)", s, total, meta[L], R));
@@ -173,9 +174,9 @@ Status All2AllLlPrepareFinalize::prepare(const RoutedTokens& in, ExpertBatch* ba
     for (int64_t e = b; e < end; ++e) {
       int64_t j = 0;
       for (int s = 0; s < world_; ++s) {
-        int64_t src = s * R;  // sender s's rows for expert e follow its earlier experts'
-        for (int64_t e2 = 0; e2 < e; ++e2) src += recv_counts_[s * L + e2];
-        const int64_t c = recv_counts_[s * L + e];
+        // Sender s's rows for expert e follow its rows for earlier experts.
+        const int64_t* off = recv_offsets_.data() + s * (L + 1);
+        const int64_t src = s * R + off[e], c = off[e + 1] - off[e];
         if (c > 0) {
           std::memcpy(batch->a1.data() + (e * slots_ + j) * H, rows + src * H,
                       c * H * sizeof(float));
@@ -194,18 +195,15 @@ Status All2AllLlPrepareFinalize::finalize_begin(const ExpertBatch& batch, const 
   // them), one contiguous block per sender.
   std::vector<int64_t> stage_begin(world_ + 1, 0);
   for (int s = 0; s < world_; ++s) {
-    int64_t n = 0;
-    for (int64_t e = 0; e < L; ++e) n += recv_counts_[s * L + e];
-    stage_begin[s + 1] = stage_begin[s] + n;
+    stage_begin[s + 1] = stage_begin[s] + recv_offsets_[s * (L + 1) + L];
   }
   stage_.resize(stage_begin[world_] * H);
   parallel_for(L, [&](int64_t b, int64_t end) {
     for (int64_t e = b; e < end; ++e) {
       int64_t j = 0;  // row of expert e's slab
       for (int s = 0; s < world_; ++s) {
-        int64_t dst = stage_begin[s];
-        for (int64_t e2 = 0; e2 < e; ++e2) dst += recv_counts_[s * L + e2];
-        const int64_t c = recv_counts_[s * L + e];
+        const int64_t* off = recv_offsets_.data() + s * (L + 1);
+        const int64_t dst = stage_begin[s] + off[e], c = off[e + 1] - off[e];
         if (c > 0) {  // stage_ may be empty (no data pointer) when nothing was received
           std::memcpy(stage_.data() + dst * H, expert_out + (e * slots_ + j) * H,
                       c * H * sizeof(float));

@@ -82,10 +82,11 @@ class All2AllLlPrepareFinalize final : public PrepareFinalize {
   std::vector<int32_t> send_pos_;     // [T*K] packed position of row (t*K+k)
   std::vector<int32_t> send_meta_;    // [N, E_loc + 1] counts per local expert, then start
   std::vector<float> weights_;        // [T, K]
-  // Receiver side, from prepare to finalize_begin: rows per (sender, local expert), where
-  // sender s's rows start in its own send order, and the combine's staging rows.
-  std::vector<int32_t> recv_counts_;  // [N, E_loc]
-  std::vector<int32_t> recv_start_;   // [N]
+  // Receiver side, from prepare to finalize_begin: where each local expert's rows start among
+  // sender s's rows (prefix sums of its counts; the last entry is its total), where sender s's
+  // rows start in its own send order, and the combine's staging rows.
+  std::vector<int64_t> recv_offsets_;  // [N, E_loc + 1]
+  std::vector<int32_t> recv_start_;    // [N]
   std::vector<float> stage_;          // [sum of n_s, H] outputs in each sender's order
   const ExpertBatch* pending_ = nullptr;
 };
