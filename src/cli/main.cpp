@@ -18,7 +18,7 @@ void usage() {
                "  run MODEL       generate text offline\n"
                "  route           llm-d-style router in front of moeserve or vLLM engines\n"
                "  bench model     prefill/decode speed against this machine's ceilings\n"
-               "  bench decode    batched-decode throughput against the bytes bound\n"
+               "  bench decode    batched-decode throughput against its bound\n"
                "  bench moe       dispatch/combine and MoE-layer speed across ranks\n"
                "  bench serve     load generator with vllm bench serve's metrics\n"
                "run 'moeserve <command> --help' for its options\n");
