@@ -1,5 +1,9 @@
 #include "test_upstream.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <mutex>
 #include <thread>
 #include <utility>  // before Asio: its awaitable.hpp uses std::exchange
@@ -7,6 +11,7 @@
 #include "boost/asio.hpp"
 #include "boost/beast/core.hpp"
 #include "boost/beast/http.hpp"
+#include "gtest/gtest.h"
 
 namespace moeserve::router::testing {
 
@@ -117,6 +122,12 @@ struct TestUpstream::Impl {
       co_await asio::async_write(stream, http::make_chunk(asio::buffer(event)),
                                  asio::redirect_error(use_awaitable, ec));
     }
+    {
+      // Recorded before the last bytes go out: once they are written the client may return
+      // and read this before this coroutine resumes.
+      std::lock_guard<std::mutex> lock(mu);
+      last_end = std::chrono::steady_clock::now();
+    }
     std::string done = "data: [DONE]\n\n";
     if (!ec) {
       co_await asio::async_write(stream, http::make_chunk(asio::buffer(done)),
@@ -125,10 +136,6 @@ struct TestUpstream::Impl {
     if (!ec) {
       co_await asio::async_write(stream, http::make_chunk_last(),
                                  asio::redirect_error(use_awaitable, ec));
-    }
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      last_end = std::chrono::steady_clock::now();
     }
     --open_streams;
     (void)req;
@@ -279,11 +286,20 @@ ClientResult http_exchange(uint16_t port, const std::string& method, const std::
 }
 
 uint16_t dead_port() {
-  asio::io_context ioc;
-  tcp::acceptor a(ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-  uint16_t port = a.local_endpoint().port();
-  a.close();
-  return port;
+  // A socket bound to the port but never listening, kept open for the rest of the process:
+  // connections to it are refused, and no other process (tests run in parallel) can take the
+  // port meanwhile — a port merely freed again could be bound by another test's server.
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    ADD_FAILURE() << "dead_port: cannot reserve a port";
+    return 1;
+  }
+  return ntohs(addr.sin_port);
 }
 
 }  // namespace moeserve::router::testing

@@ -36,7 +36,8 @@ class TestUpstream {
   void set_metrics(std::string text, bool ok);
   int metrics_scrapes() const;
   int max_concurrent_streams() const;
-  // Time the last stream finished (steady clock).
+  // Time the last stream had produced all its events (steady clock), set just before its
+  // final [DONE] chunk is written.
   std::chrono::steady_clock::time_point last_stream_end() const;
 
   struct Impl;
@@ -57,7 +58,8 @@ ClientResult http_exchange(uint16_t port, const std::string& method, const std::
                            const std::string& body,
                            std::chrono::milliseconds timeout = std::chrono::milliseconds(20000));
 
-// A port on 127.0.0.1 where nothing listens (connections are refused).
+// A port on 127.0.0.1 where nothing listens (connections are refused), reserved for the rest
+// of the process so no other server can take it.
 uint16_t dead_port();
 
 }  // namespace moeserve::router::testing
