@@ -282,6 +282,24 @@ awaitable<Forward> ProxyServer::Impl::forward_streaming(beast::tcp_stream& clien
     co_return Forward::kRetry;
   }
 
+  // Hold the header back until the first body bytes arrive (a streaming engine answers its
+  // header at once and its first token later): until a byte has gone to the client, an upstream
+  // that dies can still be replaced by another endpoint.
+  std::vector<char> chunk(16 * 1024);
+  std::size_t first_bytes = 0;
+  while (!parser.is_done() && first_bytes == 0) {
+    parser.get().body().data = chunk.data();
+    parser.get().body().size = chunk.size();
+    upstream.expires_after(options.upstream_idle_timeout);
+    co_await http::async_read_some(upstream, ubuf, parser, asio::redirect_error(use_awaitable, ec));
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) {
+      MS_LOG_WARN("upstream {}: failed before its first body byte: {}", address, ec.message());
+      co_return Forward::kRetry;
+    }
+    first_bytes = chunk.size() - parser.get().body().size;
+  }
+
   // From here on bytes go to the client: no more retries.
   http::response<http::buffer_body> res;
   res.version(11);
@@ -305,8 +323,15 @@ awaitable<Forward> ProxyServer::Impl::forward_streaming(beast::tcp_stream& clien
   client.expires_after(options.upstream_idle_timeout);
   co_await http::async_write_header(client, sr, asio::redirect_error(use_awaitable, ec));
   if (ec) co_return Forward::kClientBroken;
+  if (first_bytes > 0) {
+    res.body().data = chunk.data();
+    res.body().size = first_bytes;
+    res.body().more = true;
+    co_await http::async_write(client, sr, asio::redirect_error(use_awaitable, ec));
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) co_return Forward::kClientBroken;
+  }
 
-  std::vector<char> chunk(16 * 1024);
   while (!parser.is_done()) {
     parser.get().body().data = chunk.data();
     parser.get().body().size = chunk.size();

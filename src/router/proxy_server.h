@@ -4,7 +4,8 @@
 // buffering). Also GET /v1/models (from any healthy endpoint), GET /health and GET /metrics.
 //
 //  - Retries on another endpoint when the connection to the chosen one fails before any byte
-//    reached the client (connect refused, reset before the response header).
+//    reached the client (connect refused, reset before the response header, or closed after
+//    the header but before the first body byte: the header is held until that byte arrives).
 //  - P/D: when the result has a prefill target, first sends the prefiller the request with
 //    max_tokens = max_completion_tokens = 1, stream false, no stream_options and
 //    kv_transfer_params {do_remote_decode: true, ...null}; then the original request goes to the

@@ -195,6 +195,7 @@ TEST(LlmEngineDp, LockstepRanksGiveSingleEngineTokens) {
   const int port = free_port();
   Pipe phase;  // rank 0 -> rank 1: phase 1 is over; later: rank 0 has shut down
   Pipe back;   // rank 1 -> rank 0: rank 1's checks are done
+  Pipe done[2];  // rank r -> the other: rank r's phase 2 requests have finished
   constexpr int kMax = 10;
   auto rs = run_ranks(
       2,
@@ -239,6 +240,10 @@ TEST(LlmEngineDp, LockstepRanksGiveSingleEngineTokens) {
                         s.dp_dummy_steps, s.steps);
         }
         MS_RETURN_IF_ERROR(run_phase(phase2, "both"));
+        // Until the other rank's requests finish too, this rank runs dummy steps (real CPU
+        // work; a loaded machine can make that last long), so wait for it first.
+        MS_RETURN_IF_ERROR(write_byte(done[r].fd[1]));
+        MS_RETURN_IF_ERROR(read_byte(done[1 - r].fd[0]));
         // Both idle now: they sleep instead of spinning.
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
         const double cpu0 = cpu_seconds();

@@ -182,6 +182,31 @@ TEST(Proxy, RetriesOnDeadEndpointWithoutFailingTheRequest) {
   EXPECT_EQ(router.pool.active(dead), 0);
 }
 
+// An endpoint that answers the header and then dies before its first body byte: nothing has
+// reached the client yet, so the request goes to another endpoint.
+TEST(Proxy, RetriesWhenTheEndpointDiesBetweenHeaderAndFirstByte) {
+  UpstreamBehavior dies;
+  dies.close_after_header = true;
+  TestUpstream bad("dies", dies);
+  TestUpstream up("live", {});
+  Router router(kQueueOnly, {spec(bad.address()), spec(up.address())}, /*scrape=*/false,
+                /*failure_threshold=*/100);
+  EndpointMetrics idle, busy;
+  idle.valid = busy.valid = true;
+  busy.waiting = 10;
+  router.pool.record_success(bad.address(), idle);
+  router.pool.record_success(up.address(), busy);
+  for (int i = 0; i < 3; ++i) {
+    ClientResult r = http_exchange(router.port(), "POST", "/v1/completions", stream_body());
+    ASSERT_EQ(r.status, 200) << r.raw;
+    EXPECT_NE(r.body.find("live"), std::string::npos) << r.body;
+    EXPECT_NE(r.body.find("[DONE]"), std::string::npos) << r.body;
+  }
+  EXPECT_EQ(bad.requests().size(), 3u);
+  EXPECT_EQ(up.requests().size(), 3u);
+  EXPECT_EQ(router.metrics.retries(), 3u);
+}
+
 TEST(Proxy, AllEndpointsDeadGives502) {
   const std::string dead = "127.0.0.1:" + std::to_string(dead_port());
   Router router(kQueueOnly, {spec(dead)}, false, 100);

@@ -104,6 +104,10 @@ struct TestUpstream::Impl {
     http::response_serializer<http::empty_body> sr{res};
     beast::error_code ec;
     co_await http::async_write_header(stream, sr, asio::redirect_error(use_awaitable, ec));
+    if (behavior.close_after_header) {
+      --open_streams;
+      co_return;
+    }
     asio::steady_timer timer(co_await asio::this_coro::executor);
     for (int i = 0; i < behavior.num_chunks && !ec; ++i) {
       if (i > 0) {

@@ -23,6 +23,9 @@ struct UpstreamBehavior {
   // (bounded by hold_timeout).
   int hold_until_concurrent = 0;
   std::chrono::milliseconds hold_timeout{60000};
+  // Streams: send the 200 header, then close the connection without a body byte (an engine
+  // that dies after accepting a request, before its first token).
+  bool close_after_header = false;
 };
 
 class TestUpstream {
