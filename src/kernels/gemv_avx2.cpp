@@ -208,7 +208,7 @@ MS_AVX2 void tile_rows(const GemvArgs& a, int64_t n0, int64_t j, int64_t nc, int
     if (pj < nc) {
       pf[i] = wb + (n0 + pj) * row_bytes;
       pf_end[i] = row_bytes;
-    } else if (t1 < k8) {
+    } else if (t1 < k8 && pj - nc < nc) {
       pf[i] = wb + (n0 + pj - nc) * row_bytes + kTileK * kElem;
       pf_end[i] = row_bytes - kTileK * kElem;
     }
