@@ -100,8 +100,12 @@ double linear_err(int64_t m, int64_t n, int64_t k, bool bf16,
 }
 
 void add_linear_cases(std::vector<Case>& cases) {
-  const std::vector<std::pair<int64_t, int64_t>> shapes = {{1, 1},    {7, 13},     {33, 100},
-                                                           {64, 256}, {129, 1000}, {300, 2051}};
+  // Besides odd sizes: n not a multiple of any row block (8, 6, 3) with full-page rows (k
+  // 1408 and 2048, the DeepSeek-V2-Lite expert rows), and rows shorter than the GEMV's
+  // prefetch distance (k 200: 400 B), where prefetches wrap into the next block's rows.
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {{1, 1},     {7, 13},     {33, 100},
+                                                           {64, 256},  {129, 1000}, {300, 2051},
+                                                           {45, 1408}, {50, 2048},  {13, 200}};
   for (bool bf16 : {true, false}) {
     const std::string wt = bf16 ? "bf16" : "f32";
     for (auto [n, k] : shapes) {
