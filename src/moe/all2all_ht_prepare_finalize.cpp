@@ -175,37 +175,43 @@ Status All2AllHtPrepareFinalize::prepare(const RoutedTokens& in, ExpertBatch* ba
   return absl::OkStatus();
 }
 
+void All2AllHtPrepareFinalize::record_partial(int64_t j, const float* expert_out, float* p) const {
+  const int64_t H = hidden_, K = top_k_;
+  bool any = false;
+  for (int64_t k = 0; k < K; ++k) {
+    const int64_t s = rslot_[j * K + k];
+    if (s < 0) continue;
+    const float w = rweights_[j * K + k];
+    const float* o = expert_out + s * H;
+    if (!any) {
+      for (int64_t h = 0; h < H; ++h) p[h] = 0.0f + w * o[h];
+    } else {
+      for (int64_t h = 0; h < H; ++h) p[h] += w * o[h];
+    }
+    any = true;
+  }
+  if (!any) std::fill(p, p + H, 0.0f);
+}
+
 Status All2AllHtPrepareFinalize::finalize_begin(const ExpertBatch& /*batch*/,
                                                 const float* expert_out) {
   const int n = group_->world_size(), self = group_->rank();
-  const int64_t H = hidden_, K = top_k_;
-  const int64_t R = self_end_ + peer_records_ - self_begin_;
-  // One weighted, reduced partial per received (token, rank) record: 0 + w_k * row_k summed
-  // over the record's local experts in k order.
-  partial_.resize(R * H);
+  const int64_t H = hidden_;
+  expert_out_ = expert_out;
+  // One weighted, reduced partial per record received from a peer (records before this
+  // rank's own keep their index, those after move down past them).
+  const int64_t own = self_end_ - self_begin_;
+  partial_.resize(peer_records_ * H);
   parallel_for(
-      R,
+      peer_records_,
       [&](int64_t b, int64_t e) {
-        for (int64_t j = b; j < e; ++j) {
-          float* p = partial_.data() + partial_row(j) * H;
-          bool any = false;
-          for (int64_t k = 0; k < K; ++k) {
-            const int64_t s = rslot_[j * K + k];
-            if (s < 0) continue;
-            const float w = rweights_[j * K + k];
-            const float* o = expert_out + s * H;
-            if (!any) {
-              for (int64_t h = 0; h < H; ++h) p[h] = 0.0f + w * o[h];
-            } else {
-              for (int64_t h = 0; h < H; ++h) p[h] += w * o[h];
-            }
-            any = true;
-          }
-          if (!any) std::fill(p, p + H, 0.0f);
+        for (int64_t i = b; i < e; ++i) {
+          const int64_t j = i < self_begin_ ? i : i + own;
+          record_partial(j, expert_out, partial_.data() + i * H);
         }
       },
       4);
-  // Peers' partials go back; this rank's own stay in partial_ for finalize_end.
+  // Peers' partials go back; this rank's own tokens are summed in finalize_end.
   std::vector<size_t> ssz(n), rsz(n);
   returned_off_.resize(n);
   int64_t S = 0;
@@ -225,10 +231,12 @@ Status All2AllHtPrepareFinalize::finalize_end(float* y) {
   MS_RETURN_IF_ERROR(group_->wait(&combine_ops_, "all2all_ht combine"));
   const int self = group_->rank();
   const int64_t H = hidden_;
-  // Per token: 0 + the partials of its destinations in rank order (deterministic sums).
+  // Per token: 0 + the partials of its destinations in rank order (deterministic sums); this
+  // rank's own partial is computed here, in a per-thread row.
   parallel_for(
       num_tokens_,
       [&](int64_t b, int64_t e) {
+        std::vector<float> own(H);
         for (int64_t t = b; t < e; ++t) {
           float* yt = y + t * H;
           const int64_t d0 = dest_begin_[t], d1 = dest_begin_[t + 1];
@@ -238,8 +246,13 @@ Status All2AllHtPrepareFinalize::finalize_end(float* y) {
           }
           for (int64_t d = d0; d < d1; ++d) {
             const auto [r, i] = dests_[d];
-            const float* p = r == self ? partial_.data() + (peer_records_ + i) * H
-                                       : returned_.data() + (returned_off_[r] + i) * H;
+            const float* p;
+            if (r == self) {
+              record_partial(self_begin_ + i, expert_out_, own.data());
+              p = own.data();
+            } else {
+              p = returned_.data() + (returned_off_[r] + i) * H;
+            }
             if (d == d0) {
               for (int64_t h = 0; h < H; ++h) yt[h] = 0.0f + p[h];
             } else {
@@ -249,6 +262,7 @@ Status All2AllHtPrepareFinalize::finalize_end(float* y) {
         }
       },
       8);
+  expert_out_ = nullptr;
   return absl::OkStatus();
 }
 

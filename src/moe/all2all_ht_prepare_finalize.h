@@ -7,7 +7,8 @@
 // straight into its experts' rows, so each local expert's rows are contiguous, in (source
 // rank, token, k) order. Combine: per received record the receiver weights and sums its
 // experts' rows (one partial per (token, rank), k in order) and sends them back; the owner
-// sums the partials of each token in rank order.
+// sums the partials of each token in rank order, computing its own rank's partial (the same
+// sum) in finalize_end rather than storing it.
 // Collective: every rank calls prepare/finalize in lockstep, also with no tokens.
 // Threading: one thread drives it and its ProcessGroup.
 #pragma once
@@ -39,14 +40,9 @@ class All2AllHtPrepareFinalize final : public PrepareFinalize {
 
  private:
   All2AllHtPrepareFinalize(ProcessGroup* group, ContiguousPlacement placement);
-  // Row of partial_ that holds received record j (rank order, own tokens included): peers'
-  // records first, in rank order, then this rank's own (so peers' rows are one contiguous
-  // send buffer).
-  int64_t partial_row(int64_t j) const {
-    return j < self_begin_ ? j
-           : j < self_end_ ? peer_records_ + (j - self_begin_)
-                           : j - (self_end_ - self_begin_);
-  }
+  // Writes record j's partial into p [H]: 0 + w_k * expert_out row, summed over the
+  // record's local experts in k order.
+  void record_partial(int64_t j, const float* expert_out, float* p) const;
 
   ProcessGroup* group_;
   ContiguousPlacement placement_;
@@ -62,11 +58,13 @@ class All2AllHtPrepareFinalize final : public PrepareFinalize {
   std::vector<uint8_t> send_buf_, recv_buf_;        // peers' records, grouped by rank
   // Received records j in [0, R) in rank order: this rank's own occupy [self_begin_, self_end_).
   int64_t self_begin_ = 0, self_end_ = 0, peer_records_ = 0;
-  std::vector<const float*> rx_;       // [R] x row of record j
-  std::vector<int64_t> rslot_;         // [R, K] row in batch->a1, or -1
-  std::vector<float> rweights_;        // [R, K]
-  std::vector<int64_t> next_;          // [E_loc] scratch
-  std::vector<float> partial_;         // [R, H] in partial_row order
+  std::vector<const float*> rx_;  // [R] x row of record j
+  std::vector<int64_t> rslot_;    // [R, K] row in batch->a1, or -1
+  std::vector<float> rweights_;   // [R, K]
+  std::vector<int64_t> next_;     // [E_loc] scratch
+  // Peers' records' partials, in record order (this rank's own are summed in finalize_end).
+  std::vector<float> partial_;         // [R - own, H]
+  const float* expert_out_ = nullptr;  // between finalize_begin and finalize_end
   std::vector<float> returned_;        // [Σ peers' send_counts, H]
   std::vector<int64_t> returned_off_;  // [N] first row of rank r's partials
 };
