@@ -184,8 +184,10 @@ void All2AllHtPrepareFinalize::record_partial(int64_t j, const float* expert_out
     const float w = rweights_[j * K + k];
     const float* o = expert_out + s * H;
     if (!any) {
+#pragma omp simd
       for (int64_t h = 0; h < H; ++h) p[h] = 0.0f + w * o[h];
     } else {
+#pragma omp simd
       for (int64_t h = 0; h < H; ++h) p[h] += w * o[h];
     }
     any = true;
@@ -254,8 +256,10 @@ Status All2AllHtPrepareFinalize::finalize_end(float* y) {
               p = returned_.data() + (returned_off_[r] + i) * H;
             }
             if (d == d0) {
+#pragma omp simd
               for (int64_t h = 0; h < H; ++h) yt[h] = 0.0f + p[h];
             } else {
+#pragma omp simd
               for (int64_t h = 0; h < H; ++h) yt[h] += p[h];
             }
           }
