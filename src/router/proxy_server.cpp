@@ -84,6 +84,20 @@ class ActiveGuard {
 
 enum class Forward { kDone, kRetry, kClientBroken };
 
+// Reads the upstream's next body bytes into `chunk`; returns how many arrived (0 when only
+// framing did). A failure is left in `ec`.
+awaitable<std::size_t> read_body_piece(beast::tcp_stream& upstream, beast::flat_buffer& ubuf,
+                                       http::response_parser<http::buffer_body>& parser,
+                                       std::vector<char>& chunk, std::chrono::seconds timeout,
+                                       beast::error_code& ec) {
+  parser.get().body().data = chunk.data();
+  parser.get().body().size = chunk.size();
+  upstream.expires_after(timeout);
+  co_await http::async_read_some(upstream, ubuf, parser, asio::redirect_error(use_awaitable, ec));
+  if (ec == http::error::need_buffer) ec = {};
+  co_return chunk.size() - parser.get().body().size;
+}
+
 struct UnaryResponse {
   unsigned status = 0;
   std::string content_type;
@@ -288,16 +302,12 @@ awaitable<Forward> ProxyServer::Impl::forward_streaming(beast::tcp_stream& clien
   std::vector<char> chunk(16 * 1024);
   std::size_t first_bytes = 0;
   while (!parser.is_done() && first_bytes == 0) {
-    parser.get().body().data = chunk.data();
-    parser.get().body().size = chunk.size();
-    upstream.expires_after(options.upstream_idle_timeout);
-    co_await http::async_read_some(upstream, ubuf, parser, asio::redirect_error(use_awaitable, ec));
-    if (ec == http::error::need_buffer) ec = {};
+    first_bytes = co_await read_body_piece(upstream, ubuf, parser, chunk,
+                                           options.upstream_idle_timeout, ec);
     if (ec) {
       MS_LOG_WARN("upstream {}: failed before its first body byte: {}", address, ec.message());
       co_return Forward::kRetry;
     }
-    first_bytes = chunk.size() - parser.get().body().size;
   }
 
   // From here on bytes go to the client: no more retries.
@@ -333,16 +343,12 @@ awaitable<Forward> ProxyServer::Impl::forward_streaming(beast::tcp_stream& clien
   }
 
   while (!parser.is_done()) {
-    parser.get().body().data = chunk.data();
-    parser.get().body().size = chunk.size();
-    upstream.expires_after(options.upstream_idle_timeout);
-    co_await http::async_read_some(upstream, ubuf, parser, asio::redirect_error(use_awaitable, ec));
-    if (ec == http::error::need_buffer) ec = {};
+    const std::size_t n = co_await read_body_piece(upstream, ubuf, parser, chunk,
+                                                   options.upstream_idle_timeout, ec);
     if (ec) {
       MS_LOG_WARN("upstream {} failed mid-response: {}", address, ec.message());
       co_return Forward::kClientBroken;
     }
-    const std::size_t n = chunk.size() - parser.get().body().size;
     if (n == 0) continue;
     res.body().data = chunk.data();
     res.body().size = n;
