@@ -112,11 +112,6 @@ Status All2AllHtPrepareFinalize::prepare(const RoutedTokens& in, ExpertBatch* ba
   rx_.resize(R);
   rslot_.resize(R * K);
   rweights_.resize(R * K);
-  batch->format = ActivationFormat::kStandard;
-  batch->hidden = H;
-  batch->num_local_experts = num_local_;
-  batch->max_tokens_per_expert = 0;
-  batch->expert_num_tokens.assign(num_local_, 0);
   const int64_t own_first = placement_.first_expert(self);
   int64_t j = 0;
   const uint8_t* rec = recv_buf_.data();
@@ -147,31 +142,10 @@ Status All2AllHtPrepareFinalize::prepare(const RoutedTokens& in, ExpertBatch* ba
         }
         rec += record;
       }
-      for (int64_t k = 0; k < K; ++k) {
-        if (slots[k] >= 0) ++batch->expert_num_tokens[slots[k]];
-      }
     }
   }
-  batch->expert_offsets.resize(num_local_ + 1);
-  batch->expert_offsets[0] = 0;
-  next_.resize(num_local_);
-  for (int64_t e = 0; e < num_local_; ++e) {
-    next_[e] = batch->expert_offsets[e];
-    batch->expert_offsets[e + 1] = batch->expert_offsets[e] + batch->expert_num_tokens[e];
-  }
-  for (int64_t i = 0; i < R * K; ++i) {
-    if (rslot_[i] >= 0) rslot_[i] = next_[rslot_[i]]++;
-  }
-  batch->a1.resize(static_cast<size_t>(batch->rows() * H));
-  parallel_for(
-      R * K,
-      [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) {
-          if (rslot_[i] < 0) continue;
-          std::memcpy(batch->a1.data() + rslot_[i] * H, rx_[i / K], H * sizeof(float));
-        }
-      },
-      64);
+  permute_to_experts(ActivationFormat::kStandard, num_local_, H, K, rslot_,
+                     [&](int64_t r) { return rx_[r]; }, batch);
   return absl::OkStatus();
 }
 

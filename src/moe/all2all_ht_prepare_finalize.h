@@ -20,6 +20,7 @@
 
 #include "comm/process_group.h"
 #include "moe/ep_placement.h"
+#include "moe/local_prepare_finalize.h"
 #include "moe/modular_kernel.h"
 
 namespace moeserve {
@@ -61,7 +62,6 @@ class All2AllHtPrepareFinalize final : public PrepareFinalize {
   std::vector<const float*> rx_;  // [R] x row of record j
   std::vector<int64_t> rslot_;    // [R, K] row in batch->a1, or -1
   std::vector<float> rweights_;   // [R, K]
-  std::vector<int64_t> next_;     // [E_loc] scratch
   // Peers' records' partials, in record order (this rank's own are summed in finalize_end).
   std::vector<float> partial_;         // [R - own, H]
   const float* expert_out_ = nullptr;  // between finalize_begin and finalize_end

@@ -12,56 +12,65 @@ LocalPrepareFinalize::LocalPrepareFinalize(ActivationFormat format,
                                            int64_t num_local_experts)
     : format_(format), expert_map_(std::move(expert_map)), num_local_(num_local_experts) {}
 
+void permute_to_experts(ActivationFormat format, int64_t num_local_experts, int64_t hidden,
+                        int64_t top_k, std::vector<int64_t>& slot,
+                        absl::FunctionRef<const float*(int64_t)> row_of, ExpertBatch* batch) {
+  const int64_t L = num_local_experts, H = hidden, K = top_k;
+  const int64_t pairs = static_cast<int64_t>(slot.size());
+  batch->format = format;
+  batch->hidden = H;
+  batch->num_local_experts = L;
+  batch->expert_num_tokens.assign(L, 0);
+  for (int64_t i = 0; i < pairs; ++i) {
+    if (slot[i] >= 0) ++batch->expert_num_tokens[slot[i]];
+  }
+  std::vector<int64_t> next(L);
+  if (format == ActivationFormat::kStandard) {
+    batch->max_tokens_per_expert = 0;
+    batch->expert_offsets.assign(L + 1, 0);
+    for (int64_t e = 0; e < L; ++e) {
+      next[e] = batch->expert_offsets[e];
+      batch->expert_offsets[e + 1] = batch->expert_offsets[e] + batch->expert_num_tokens[e];
+    }
+  } else {
+    int32_t max_tokens = 0;
+    for (int32_t c : batch->expert_num_tokens) max_tokens = std::max(max_tokens, c);
+    batch->max_tokens_per_expert = max_tokens;
+    batch->expert_offsets.clear();
+    for (int64_t e = 0; e < L; ++e) next[e] = e * max_tokens;
+  }
+  for (int64_t i = 0; i < pairs; ++i) {
+    if (slot[i] >= 0) slot[i] = next[slot[i]]++;
+  }
+  batch->a1.resize(static_cast<size_t>(batch->rows() * H));
+  parallel_for(
+      pairs,
+      [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) {
+          if (slot[i] < 0) continue;
+          std::memcpy(batch->a1.data() + slot[i] * H, row_of(i / K), H * sizeof(float));
+        }
+      },
+      64);
+}
+
 Status LocalPrepareFinalize::prepare(const RoutedTokens& in, ExpertBatch* batch) {
   const int64_t T = in.num_tokens, K = in.top_k, H = in.hidden;
   const int64_t E = static_cast<int64_t>(expert_map_.size());
   num_tokens_ = T;
   top_k_ = K;
   hidden_ = H;
-  batch->format = format_;
-  batch->hidden = H;
-  batch->num_local_experts = num_local_;
-  batch->expert_num_tokens.assign(num_local_, 0);
-  slot_.assign(static_cast<size_t>(T * K), -1);
   weights_.assign(in.topk_weights, in.topk_weights + T * K);
-
-  std::vector<int32_t> local(static_cast<size_t>(T * K), -1);
+  slot_.resize(static_cast<size_t>(T * K));
   for (int64_t i = 0; i < T * K; ++i) {
     const int32_t g = in.topk_ids[i];
     if (g < 0 || g >= E) {
       return absl::InternalError(absl::StrFormat("moe: routed expert id %d out of range", g));
     }
-    local[i] = expert_map_[g];
-    if (local[i] >= 0) ++batch->expert_num_tokens[local[i]];
+    slot_[i] = expert_map_[g];
   }
-  // Rows are assigned in (token, k) order within each expert, so the layout is deterministic.
-  std::vector<int64_t> next(num_local_);
-  if (format_ == ActivationFormat::kStandard) {
-    batch->expert_offsets.assign(num_local_ + 1, 0);
-    for (int64_t e = 0; e < num_local_; ++e) {
-      batch->expert_offsets[e + 1] = batch->expert_offsets[e] + batch->expert_num_tokens[e];
-    }
-    for (int64_t e = 0; e < num_local_; ++e) next[e] = batch->expert_offsets[e];
-  } else {
-    int32_t max_tokens = 0;
-    for (int32_t c : batch->expert_num_tokens) max_tokens = std::max(max_tokens, c);
-    batch->max_tokens_per_expert = max_tokens;
-    batch->expert_offsets.clear();
-    for (int64_t e = 0; e < num_local_; ++e) next[e] = e * max_tokens;
-  }
-  for (int64_t i = 0; i < T * K; ++i) {
-    if (local[i] >= 0) slot_[i] = next[local[i]]++;
-  }
-  batch->a1.resize(static_cast<size_t>(batch->rows() * H));
-  parallel_for(
-      T * K,
-      [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) {
-          if (slot_[i] < 0) continue;
-          std::memcpy(batch->a1.data() + slot_[i] * H, in.x + (i / K) * H, H * sizeof(float));
-        }
-      },
-      64);
+  permute_to_experts(format_, num_local_, H, K, slot_,
+                     [&](int64_t t) { return in.x + t * H; }, batch);
   return absl::OkStatus();
 }
 

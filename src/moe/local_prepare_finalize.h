@@ -3,11 +3,22 @@
 // padded slab (batched format); finalize un-permutes, weights and reduces.
 #pragma once
 
+#include <cstdint>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "moe/modular_kernel.h"
 
 namespace moeserve {
+
+// The permutation every prepare ends with. `slot` has one entry per (row, k) pair, i = row * K
+// + k: on entry the pair's local expert, or -1 for none; on return the pair's row in
+// batch->a1, or -1. Each expert's rows are in pair order (deterministic). Fills the batch
+// (format, hidden, counts, offsets or max_tokens_per_expert, a1), copying pair i's H floats
+// from row_of(i / K).
+void permute_to_experts(ActivationFormat format, int64_t num_local_experts, int64_t hidden,
+                        int64_t top_k, std::vector<int64_t>& slot,
+                        absl::FunctionRef<const float*(int64_t)> row_of, ExpertBatch* batch);
 
 class LocalPrepareFinalize final : public PrepareFinalize {
  public:
