@@ -57,6 +57,19 @@ uint16_t* thread_bf16_scratch(size_t n) {
   return reinterpret_cast<uint16_t*>(buf.get((n + 1) / 2));
 }
 
+// x[m, k] (row stride ldx) rounded to bf16 and widened back, dense, in the calling thread's
+// scratch: the activations a bf16 matmul sees, for the paths that compute in f32.
+const float* bf16_rounded_copy(const float* x, int64_t m, int64_t ldx, int64_t k) {
+  thread_local AlignedBuffer buf;
+  float* out = buf.get(static_cast<size_t>(m * k));
+  for (int64_t r = 0; r < m; ++r) {
+    const float* src = x + r * ldx;
+    float* dst = out + r * k;
+    for (int64_t i = 0; i < k; ++i) dst[i] = bf16_to_f32(f32_to_bf16(src[i]));
+  }
+  return out;
+}
+
 // y[m, n0:n0+nb] = x[m, k] · W[n0:n0+nb, k]ᵀ with f32 W rows, single oneDNN sgemm call.
 void sgemm_nt(const float* x, int64_t m, int64_t ldx, const float* w, int64_t nb, int64_t k,
               float* y, int64_t ldy) {
@@ -177,7 +190,11 @@ void Linear::forward(const float* x, int64_t m, float* y, int64_t ldx, int64_t l
   }
 }
 
-void linear_ref(const float* x, int64_t m, const Tensor& w, float* y) {
+bool linear_rounds_activations(DType weights) {
+  return weights == DType::kBF16 && onednn::bf16_matmul_available();
+}
+
+void linear_ref(const float* x, int64_t m, const Tensor& w, float* y, bool round_x_to_bf16) {
   const int64_t n = w.dim(0);
   const int64_t k = w.dim(1);
   const bool bf16 = w.dtype() == DType::kBF16;
@@ -187,7 +204,8 @@ void linear_ref(const float* x, int64_t m, const Tensor& w, float* y) {
       for (int64_t i = 0; i < k; ++i) {
         const float wv =
             bf16 ? bf16_to_f32(w.data<uint16_t>()[j * k + i]) : w.data<float>()[j * k + i];
-        s += static_cast<double>(wv) * x[r * k + i];
+        const float xv = round_x_to_bf16 ? bf16_to_f32(f32_to_bf16(x[r * k + i])) : x[r * k + i];
+        s += static_cast<double>(wv) * xv;
       }
       y[r * n + j] = static_cast<float>(s);
     }
@@ -207,6 +225,10 @@ void small_m(const float* x, int64_t m, int64_t ldx, const Tensor& w, float* y, 
     kernel = gemv::gemv_avx2;
   }
   const int64_t n = w.dim(0);
+  if (linear_rounds_activations(w.dtype())) {
+    x = bf16_rounded_copy(x, m, ldx, w.dim(1));
+    ldx = w.dim(1);
+  }
   gemv::GemvArgs a{x, ldx, 0, w.raw(), w.dtype() == DType::kBF16, w.dim(1), y, ldy};
   parallel_for(
       n,
@@ -225,8 +247,12 @@ void small_m(const float* x, int64_t m, int64_t ldx, const Tensor& w, float* y, 
 void large_m(const float* x, int64_t m, int64_t ldx, const Tensor& w, float* y, int64_t ldy) {
   if (w.dtype() == DType::kF32) {
     large_m_f32_weights(x, m, ldx, w, y, ldy);
-  } else if (!onednn::bf16_matmul_available() || !bf16_cache().run(x, m, ldx, w, y, ldy)) {
+  } else if (!onednn::bf16_matmul_available()) {
     large_m_widen(x, m, ldx, w, y, ldy);
+  } else if (!bf16_cache().run(x, m, ldx, w, y, ldy)) {
+    // No bf16 primitive for this shape: the f32 GEMM on the activations the bf16 matmul
+    // would have seen, so the precision does not depend on the shape.
+    large_m_widen(bf16_rounded_copy(x, m, ldx, w.dim(1)), m, w.dim(1), w, y, ldy);
   }
 }
 

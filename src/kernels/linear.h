@@ -2,6 +2,13 @@
 // F32 or BF16, activations in F32. Small m (decode) runs a memory-bound GEMV that streams the
 // weights once; large m runs oneDNN (bf16 matmul where the CPU has it, else blocks of W
 // widened to f32 and fed to oneDNN's f32 GEMM). The path is picked at run time.
+//
+// Precision contract: the result must not depend on m (which path ran), or a token's output
+// would depend on how many others share its step (expert parallelism changes every expert's
+// row count, and one rounding difference can flip a later layer's expert choice). So for BF16
+// weights, where the ISA level has native bf16 matmul (linear_rounds_activations()), every
+// path rounds x to bf16 first (the bf16 matmul's inputs); elsewhere every path keeps x in
+// f32. Paths then differ only in f32 summation order.
 // Thread-safety: forward() is const and may be called from one thread at a time per object
 // (it uses OpenMP internally).
 #pragma once
@@ -30,8 +37,13 @@ class Linear {
   Tensor w_;
 };
 
-// Plain scalar reference of Linear::forward (double accumulation).
-void linear_ref(const float* x, int64_t m, const Tensor& w, float* y);
+// True when Linear rounds activations to bf16 for weights of this dtype at the current ISA
+// level (BF16 weights and a native bf16 matmul; see the precision contract above).
+bool linear_rounds_activations(DType weights);
+
+// Plain scalar reference of Linear::forward (double accumulation); round_x_to_bf16 applies
+// the bf16-activation contract (pass linear_rounds_activations(w.dtype())).
+void linear_ref(const float* x, int64_t m, const Tensor& w, float* y, bool round_x_to_bf16 = false);
 
 // Internal entry points, exposed so the kernel harness can run each ISA path.
 namespace linear_impl {

@@ -212,21 +212,41 @@ std::string DeepseekModel::last_moe_backend() const {
 }
 
 Status DeepseekModel::forward(const ForwardBatch& batch, const LatentCache& cache,
-                              std::vector<float>* logits, std::vector<MoeRouting>* routing) {
+                              std::vector<float>* logits, std::vector<MoeRouting>* routing,
+                              const std::vector<MoeRouting>* replay) {
   Status valid = validate_batch(batch, cache);
-  if (valid.ok()) return run_layers(batch, cache, logits, routing);
+  if (valid.ok() && replay) valid = validate_replay(batch, *replay);
+  if (valid.ok()) return run_layers(batch, cache, logits, routing, replay);
   if (ep_) {
     // Keep the peers in lockstep: run the layers' exchanges with no tokens of ours.
     ForwardBatch dummy;
     dummy.max_tokens_across_dp = batch.max_tokens_across_dp;
-    MS_RETURN_IF_ERROR(run_layers(dummy, cache, logits, nullptr));
+    MS_RETURN_IF_ERROR(run_layers(dummy, cache, logits, nullptr, nullptr));
     logits->clear();
   }
   return valid;
 }
 
+Status DeepseekModel::validate_replay(const ForwardBatch& batch,
+                                      const std::vector<MoeRouting>& replay) const {
+  if (replay.size() != layers_.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("forward: replayed routing has ", replay.size(),
+                                                   " layers, the model ", layers_.size()));
+  }
+  const int64_t want = batch.num_tokens() * cfg_.num_experts_per_tok;
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    if (layers_[l].moe && static_cast<int64_t>(replay[l].topk_ids.size()) != want) {
+      return absl::InvalidArgumentError(absl::StrCat("forward: replayed routing of layer ", l,
+                                                     " has ", replay[l].topk_ids.size(),
+                                                     " choices, the batch needs ", want));
+    }
+  }
+  return absl::OkStatus();
+}
+
 Status DeepseekModel::run_layers(const ForwardBatch& batch, const LatentCache& cache,
-                                 std::vector<float>* logits, std::vector<MoeRouting>* routing) {
+                                 std::vector<float>* logits, std::vector<MoeRouting>* routing,
+                                 const std::vector<MoeRouting>* replay) {
   const int64_t T = batch.num_tokens(), H = cfg_.hidden_size;
   // The largest token count over the ranks, when known (-1: not known): the data-parallel
   // lockstep agreed on it, or layers that pick their kernel by it (auto) need it agreed now.
@@ -259,7 +279,8 @@ Status DeepseekModel::run_layers(const ForwardBatch& batch, const LatentCache& c
     if (layer.moe) {
       // Runs with T == 0 too: expert-parallel layers are collective.
       MS_RETURN_IF_ERROR(layer.moe->forward(x.data(), T, out.data(),
-                                            routing ? &(*routing)[l] : nullptr, max_tokens));
+                                            routing ? &(*routing)[l] : nullptr, max_tokens,
+                                            replay ? &(*replay)[l] : nullptr));
     } else if (T > 0) {
       layer.dense->forward(x.data(), T, out.data());
     }

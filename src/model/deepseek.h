@@ -61,7 +61,10 @@ class DeepseekModel {
   DType weight_dtype() const { return lm_head_.weight().dtype(); }
 
   // Runs the batch; writes logits [batch.num_logit_rows(), vocab] (in chunk order) to `logits`.
-  // `routing` (optional) receives each MoE layer's top-k ids, indexed by layer.
+  // `routing` (optional) receives each MoE layer's top-k ids, indexed by layer. `replay`
+  // (optional, indexed by layer like `routing`; dense layers' entries ignored) makes each MoE
+  // layer use the given expert choices instead of its gate's (see MoeLayer::forward): tests
+  // compare precision paths with it.
   //
   // Expert parallel: forward() is collective. Every rank calls it once per step, in lockstep,
   // and every call runs every MoE layer's prepare/finalize: a rank with nothing to do passes
@@ -70,7 +73,8 @@ class DeepseekModel {
   // is returned, so the peers do not wait. With the auto backend, batch.max_tokens_across_dp
   // (when >= 0) is the agreed per-rank maximum; otherwise forward() all-reduces it itself.
   Status forward(const ForwardBatch& batch, const LatentCache& cache, std::vector<float>* logits,
-                 std::vector<MoeRouting>* routing = nullptr);
+                 std::vector<MoeRouting>* routing = nullptr,
+                 const std::vector<MoeRouting>* replay = nullptr);
 
   // The expert-parallel group, or null without expert parallelism.
   ProcessGroup* ep_group() const { return ep_ ? ep_->group() : nullptr; }
@@ -89,8 +93,9 @@ class DeepseekModel {
     std::optional<MoeLayer> moe;
   };
   Status validate_batch(const ForwardBatch& batch, const LatentCache& cache) const;
+  Status validate_replay(const ForwardBatch& batch, const std::vector<MoeRouting>& replay) const;
   Status run_layers(const ForwardBatch& batch, const LatentCache& cache, std::vector<float>* logits,
-                    std::vector<MoeRouting>* routing);
+                    std::vector<MoeRouting>* routing, const std::vector<MoeRouting>* replay);
   void embed(const ForwardBatch& batch, float* h) const;
 
   ModelConfig cfg_;

@@ -79,7 +79,7 @@ Status MoeLayer::set_low_latency_kernel(std::shared_ptr<PrepareFinalize> prepare
 }
 
 Status MoeLayer::forward(const float* x, int64_t T, float* y, MoeRouting* routing,
-                         int64_t max_tokens_across_ranks) {
+                         int64_t max_tokens_across_ranks, const MoeRouting* replay) {
   PrepareFinalize* pf = pf_.get();
   const Experts* experts = experts_.get();
   if (ll_pf_) {
@@ -92,14 +92,31 @@ Status MoeLayer::forward(const float* x, int64_t T, float* y, MoeRouting* routin
       experts = ll_experts_.get();
     }
   }
-  last_pf_name_ = pf->name();
   const int64_t E = gate_.num_experts, K = gate_.top_k, H = gate_linear_.in_features();
-  std::vector<float> logits(static_cast<size_t>(T * E));  // [T, E]
-  gate_linear_.forward(x, T, logits.data());
   std::vector<int32_t> ids(static_cast<size_t>(T * K));    // [T, K]
   std::vector<float> weights(static_cast<size_t>(T * K));  // [T, K]
-  select_experts(gate_, logits.data(), bias_.empty() ? nullptr : bias_.data(), T, ids.data(),
-                 weights.data());
+  if (replay) {
+    if (static_cast<int64_t>(replay->topk_ids.size()) != T * K ||
+        replay->topk_weights.size() != replay->topk_ids.size()) {
+      return absl::InvalidArgumentError(absl::StrCat("moe: replayed routing has ",
+                                                     replay->topk_ids.size(), " choices for ", T,
+                                                     " tokens of top-", K));
+    }
+    for (int32_t id : replay->topk_ids) {
+      if (id < 0 || id >= E) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("moe: replayed expert id ", id, " is not in [0, ", E, ")"));
+      }
+    }
+    ids = replay->topk_ids;
+    weights = replay->topk_weights;
+  } else {
+    std::vector<float> logits(static_cast<size_t>(T * E));  // [T, E]
+    gate_linear_.forward(x, T, logits.data());
+    select_experts(gate_, logits.data(), bias_.empty() ? nullptr : bias_.data(), T, ids.data(),
+                   weights.data());
+  }
+  last_pf_name_ = pf->name();
 
   RoutedTokens in{x, T, H, ids.data(), weights.data(), K};
   // The shared experts run while the combine is in flight.
@@ -123,8 +140,7 @@ Status MoeLayer::forward(const float* x, int64_t T, float* y, MoeRouting* routin
 
 Status run_modular_kernel(PrepareFinalize& pf, const Experts& experts, const RoutedTokens& in,
                           ExpertBatch* batch, std::vector<float>* expert_out, float* y,
-                          const std::function<void()>& overlap,
-                          int64_t max_tokens_across_ranks) {
+                          const std::function<void()>& overlap, int64_t max_tokens_across_ranks) {
   const int64_t T = in.num_tokens, H = in.hidden, K = in.top_k;
   MS_ASSIGN_OR_RETURN(const int64_t num_chunks, pf.num_chunks(T, max_tokens_across_ranks));
   const int64_t limit = pf.max_tokens_per_chunk();

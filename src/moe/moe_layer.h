@@ -44,8 +44,11 @@ class MoeLayer {
   // x: [T, H] -> y: [T, H] (overwritten). `routing` (may be null) receives the gate output.
   // `max_tokens_across_ranks`: the largest T of this call over every rank of the group
   // (required, >= 0, when a low-latency kernel is set; ignored otherwise).
+  // `replay` (may be null): expert choices and weights to use instead of the gate's ([T, K],
+  // ids in [0, E)). Tests use it to compare two precision paths without the gate's
+  // discontinuity: a rounding-sized difference can flip a near-tied top-k choice.
   Status forward(const float* x, int64_t num_tokens, float* y, MoeRouting* routing = nullptr,
-                 int64_t max_tokens_across_ranks = -1);
+                 int64_t max_tokens_across_ranks = -1, const MoeRouting* replay = nullptr);
 
   const GateParams& gate_params() const { return gate_; }
   const char* prepare_finalize_name() const { return pf_->name(); }

@@ -4,9 +4,9 @@
 // steps through the latent cache) over its own sequences, in lockstep with its peers (ranks
 // with nothing to do run dummy forwards); it loads the same checkpoint without expert
 // parallelism too and runs the same generation alone. Tokens and logits must agree within
-// the dtype's tolerance, for tiny deepseek_v2 and deepseek_v3 checkpoints in f32 and bf16,
-// 2 and 4 ranks, every backend with its experts format, unequal sequence counts and an idle
-// rank, over UCX's default transports and over TCP.
+// the precision path's tolerance (precision.h), for tiny deepseek_v2 and deepseek_v3 checkpoints in
+// f32 and bf16, 2 and 4 ranks, every backend with its experts format, unequal sequence counts and
+// an idle rank, over UCX's default transports and over TCP.
 #include <omp.h>
 #include <unistd.h>
 
@@ -21,6 +21,7 @@
 #include "gtest/gtest.h"
 #include "model/deepseek.h"
 #include "model/gen_model.h"
+#include "precision.h"
 
 namespace moeserve {
 namespace {
@@ -82,15 +83,17 @@ int64_t argmax(const float* row, int64_t n) {
 }
 
 struct Generation {
-  std::vector<std::vector<float>> logits;  // per step with logits: [S, V]
-  std::vector<std::vector<int32_t>> out;   // per sequence: generated tokens
-  std::vector<std::string> moe_backend;    // per step: the backend the MoE layers ran
+  std::vector<std::vector<float>> logits;        // per step with logits: [S, V]
+  std::vector<std::vector<int32_t>> out;         // per sequence: generated tokens
+  std::vector<std::string> moe_backend;          // per step: the backend the MoE layers ran
+  std::vector<std::vector<MoeRouting>> routing;  // per step: every MoE layer's expert choices
 };
 
 // Step 0: first half of every prompt (no logits); step 1: the rest (logits); then `decodes`
 // single-token steps. A rank runs `total_steps` forwards: past its own steps, or with no
 // sequences, it passes empty batches (dummy forwards). `forced` (may be null) supplies the
-// tokens to feed instead of the greedy ones (teacher forcing from the reference run).
+// tokens to feed instead of the greedy ones, and the expert choices to replay in its steps
+// (teacher forcing from the reference run; see precision.h for why routing is replayed).
 StatusOr<Generation> generate(DeepseekModel& m, const std::vector<std::vector<int32_t>>& prompts,
                               int decodes, int total_steps, const Generation* forced) {
   const int64_t V = m.config().vocab_size, S = static_cast<int64_t>(prompts.size());
@@ -122,7 +125,10 @@ StatusOr<Generation> generate(DeepseekModel& m, const std::vector<std::vector<in
       }
     }
     std::vector<float> logits = {1.0f};  // must be replaced
-    MS_RETURN_IF_ERROR(m.forward(b, cache, &logits));
+    const bool replay = forced && step < static_cast<int>(forced->routing.size());
+    g.routing.emplace_back();
+    MS_RETURN_IF_ERROR(
+        m.forward(b, cache, &logits, &g.routing.back(), replay ? &forced->routing[step] : nullptr));
     g.moe_backend.push_back(m.last_moe_backend());
     MS_TEST_CHECK(static_cast<int64_t>(logits.size()) == b.num_logit_rows() * V,
                   "step %d: %d logits for %d rows", step, logits.size(), b.num_logit_rows());
@@ -183,7 +189,6 @@ class EpModel : public ::testing::TestWithParam<Case> {};
 TEST_P(EpModel, GenerationMatchesSingleProcess) {
   const Case c = GetParam();
   const std::string dir = model_dir(c.arch, c.dtype);
-  const double tol = c.dtype == DType::kF32 ? 1e-4 : 2e-2;
   const int n = c.world, port = free_port();
   constexpr int kDecodes = 3;
   constexpr int64_t kMaxTokensPerRank = 4;  // prefill steps exceed it, decode steps do not
@@ -201,6 +206,7 @@ TEST_P(EpModel, GenerationMatchesSingleProcess) {
         MS_ASSIGN_OR_RETURN(auto model, DeepseekModel::load(dir, ep));
         MS_ASSIGN_OR_RETURN(auto single, DeepseekModel::load(dir));
         const int64_t E = model->config().n_routed_experts, V = model->config().vocab_size;
+        const double tol = testing::path_tolerance(model->weight_dtype());
         MS_TEST_CHECK(
             model->num_local_experts() == E / n && model->first_local_expert() == r * E / n,
             "rank %d holds experts [%d, +%d)", r, model->first_local_expert(),

@@ -2,15 +2,16 @@
 // both architectures, in f32, bf16 and fp8, single-file and sharded; plus cache equivalences.
 #include "model/deepseek.h"
 
+#include <unistd.h>
+
 #include <cmath>
 #include <filesystem>
 #include <numeric>
 #include <random>
 
-#include <unistd.h>
-
 #include "gtest/gtest.h"
 #include "model/gen_model.h"
+#include "precision.h"
 #include "reference_model.h"
 
 namespace moeserve {
@@ -35,8 +36,8 @@ class ScratchCleanup : public ::testing::Environment {
 const auto* const kCleanup = ::testing::AddGlobalTestEnvironment(new ScratchCleanup);
 
 std::string model_dir(const std::string& arch, DType dtype, int shards, bool twin = false) {
-  const std::string name = absl::StrCat("deepseek_test_", arch, "_", std::string(dtype_name(dtype)), "_",
-                                        shards, twin ? "_twin" : "");
+  const std::string name = absl::StrCat("deepseek_test_", arch, "_", std::string(dtype_name(dtype)),
+                                        "_", shards, twin ? "_twin" : "");
   const fs::path dir = scratch_dir() / name;
   if (!fs::exists(dir / "config.json")) {
     GenModelOptions o;
@@ -59,8 +60,23 @@ std::vector<int32_t> prompt_of(int64_t n, int64_t vocab, uint32_t seed) {
   return p;
 }
 
+// Position t's rows of a whole-sequence routing (the replay of a one-token step at t).
+std::vector<MoeRouting> routing_at(const std::vector<MoeRouting>& all, int64_t t, int64_t k) {
+  std::vector<MoeRouting> out(all.size());
+  for (size_t l = 0; l < all.size(); ++l) {
+    if (all[l].topk_ids.empty()) continue;
+    out[l].topk_ids.assign(all[l].topk_ids.begin() + t * k, all[l].topk_ids.begin() + (t + 1) * k);
+    out[l].topk_weights.assign(all[l].topk_weights.begin() + t * k,
+                               all[l].topk_weights.begin() + (t + 1) * k);
+  }
+  return out;
+}
+
 // Logits of every position of `tokens` from the fast model, one chunk per position count.
-std::vector<std::vector<float>> fast_all_logits(DeepseekModel& m, const std::vector<int32_t>& tokens) {
+// `replay` (may be null): the whole sequence's routing to replay, position by position.
+std::vector<std::vector<float>> fast_all_logits(DeepseekModel& m,
+                                                const std::vector<int32_t>& tokens,
+                                                const std::vector<MoeRouting>* replay = nullptr) {
   const int64_t B = 16, n = static_cast<int64_t>(tokens.size());
   auto cache = LatentCache::create(m.config().num_hidden_layers, (n + B - 1) / B + 1, B,
                                    m.cache_entry_dim());
@@ -73,7 +89,9 @@ std::vector<std::vector<float>> fast_all_logits(DeepseekModel& m, const std::vec
     ForwardBatch b;
     b.add({tokens[i]}, i, blocks, true);
     std::vector<float> logits;
-    Status st = m.forward(b, *cache, &logits);
+    std::vector<MoeRouting> step;
+    if (replay) step = routing_at(*replay, i, m.config().num_experts_per_tok);
+    Status st = m.forward(b, *cache, &logits, nullptr, replay ? &step : nullptr);
     EXPECT_TRUE(st.ok()) << st;
     out.push_back(logits);
   }
@@ -93,7 +111,6 @@ struct Case {
   std::string arch;
   DType dtype;
   int shards;
-  double tol;
 };
 
 void PrintTo(const Case& c, std::ostream* os) {
@@ -111,34 +128,36 @@ TEST_P(ReferenceMatch, PrefillAndDecodeLogitsMatchReference) {
   ASSERT_TRUE(fast.ok()) << fast.status();
   const int64_t V = (*fast)->config().vocab_size;
   const auto tokens = prompt_of(37, V, 3);
-  const auto want = ref->forward(tokens);  // [T][V]
+  std::vector<MoeRouting> routing;  // the reference's expert choices, replayed below
+  const auto want = ref->forward(tokens, &routing);  // [T][V]
   ASSERT_EQ(want.size(), tokens.size());
+  const double tol = testing::reference_tolerance((*fast)->weight_dtype());
 
   // Whole prompt as one prefill chunk: logits of the last position.
-  auto cache = LatentCache::create((*fast)->config().num_hidden_layers, 4, 16,
-                                   (*fast)->cache_entry_dim());
+  auto cache =
+      LatentCache::create((*fast)->config().num_hidden_layers, 4, 16, (*fast)->cache_entry_dim());
   ASSERT_TRUE(cache.ok());
   ForwardBatch b;
   b.add(tokens, 0, {0, 1, 2}, true);
   std::vector<float> logits;
-  ASSERT_TRUE((*fast)->forward(b, *cache, &logits).ok());
-  EXPECT_LT(max_rel_err(logits, want.back()), c.tol);
+  ASSERT_TRUE((*fast)->forward(b, *cache, &logits, nullptr, &routing).ok());
+  EXPECT_LT(max_rel_err(logits, want.back()), tol);
 
   // Token by token through the absorbed decode path: every position.
-  const auto step = fast_all_logits(**fast, tokens);
+  const auto step = fast_all_logits(**fast, tokens, &routing);
   for (size_t t = 0; t < tokens.size(); ++t) {
-    EXPECT_LT(max_rel_err(step[t], want[t]), c.tol) << "position " << t;
+    EXPECT_LT(max_rel_err(step[t], want[t]), tol) << "position " << t;
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Tiny, ReferenceMatch,
-    ::testing::Values(Case{"deepseek_v3", DType::kF32, 1, 1e-4}, Case{"deepseek_v2", DType::kF32, 1, 1e-4},
-                      Case{"deepseek_v3", DType::kF32, 3, 1e-4}, Case{"deepseek_v2", DType::kF32, 3, 1e-4},
-                      Case{"deepseek_v3", DType::kBF16, 1, 2e-2}, Case{"deepseek_v2", DType::kBF16, 1, 2e-2},
-                      Case{"deepseek_v3", DType::kBF16, 2, 2e-2}, Case{"deepseek_v2", DType::kBF16, 2, 2e-2},
-                      Case{"deepseek_v3", DType::kF8E4M3, 1, 2e-2},
-                      Case{"deepseek_v2", DType::kF8E4M3, 2, 2e-2}),
+    ::testing::Values(Case{"deepseek_v3", DType::kF32, 1}, Case{"deepseek_v2", DType::kF32, 1},
+                      Case{"deepseek_v3", DType::kF32, 3}, Case{"deepseek_v2", DType::kF32, 3},
+                      Case{"deepseek_v3", DType::kBF16, 1}, Case{"deepseek_v2", DType::kBF16, 1},
+                      Case{"deepseek_v3", DType::kBF16, 2}, Case{"deepseek_v2", DType::kBF16, 2},
+                      Case{"deepseek_v3", DType::kF8E4M3, 1},
+                      Case{"deepseek_v2", DType::kF8E4M3, 2}),
     [](const auto& info) {
       return absl::StrCat(info.param.arch, "_", std::string(dtype_name(info.param.dtype)), "_",
                           info.param.shards, "shard");

@@ -380,10 +380,17 @@ std::vector<std::vector<double>> ReferenceModel::attention(
   return out;
 }
 
-std::vector<double> ReferenceModel::moe(const Layer& l, const std::vector<double>& x) const {
+std::vector<double> ReferenceModel::moe(const Layer& l, const std::vector<double>& x,
+                                        MoeRouting* routing) const {
   const ModelConfig& c = config_;
   const std::vector<double> scores = reference::score_experts(matvec(l.router, x), c.scoring_func);
   const reference::Routing r = reference::select_experts(scores, l.score_bias, c);
+  if (routing) {
+    for (size_t k = 0; k < r.ids.size(); ++k) {
+      routing->topk_ids.push_back(static_cast<int32_t>(r.ids[k]));
+      routing->topk_weights.push_back(static_cast<float>(r.weights[k]));
+    }
+  }
   std::vector<double> y(c.hidden_size, 0.0);
   for (size_t k = 0; k < r.ids.size(); ++k) {
     const std::vector<double> e = mlp_forward(l.experts[r.ids[k]], x);
@@ -396,7 +403,8 @@ std::vector<double> ReferenceModel::moe(const Layer& l, const std::vector<double
   return y;
 }
 
-std::vector<std::vector<double>> ReferenceModel::forward(const std::vector<int32_t>& tokens) const {
+std::vector<std::vector<double>> ReferenceModel::forward(const std::vector<int32_t>& tokens,
+                                                         std::vector<MoeRouting>* routing) const {
   const ModelConfig& c = config_;
   const int64_t num_tokens = static_cast<int64_t>(tokens.size());
   const int64_t h = c.hidden_size;
@@ -405,7 +413,9 @@ std::vector<std::vector<double>> ReferenceModel::forward(const std::vector<int32
     MS_CHECK(tokens[t] >= 0 && tokens[t] < c.vocab_size);
     hidden[t].assign(embed_.w.begin() + tokens[t] * h, embed_.w.begin() + (tokens[t] + 1) * h);
   }
-  for (const Layer& l : layers_) {
+  if (routing) routing->assign(layers_.size(), MoeRouting{});
+  for (size_t li = 0; li < layers_.size(); ++li) {
+    const Layer& l = layers_[li];
     std::vector<std::vector<double>> x(num_tokens);
     for (int64_t t = 0; t < num_tokens; ++t)
       x[t] = rms_norm(hidden[t], l.input_norm, c.rms_norm_eps);
@@ -413,7 +423,8 @@ std::vector<std::vector<double>> ReferenceModel::forward(const std::vector<int32
     for (int64_t t = 0; t < num_tokens; ++t) {
       for (int64_t i = 0; i < h; ++i) hidden[t][i] += a[t][i];
       const std::vector<double> xn = rms_norm(hidden[t], l.post_attention_norm, c.rms_norm_eps);
-      const std::vector<double> f = l.moe ? moe(l, xn) : mlp_forward(l.dense, xn);
+      const std::vector<double> f =
+          l.moe ? moe(l, xn, routing ? &(*routing)[li] : nullptr) : mlp_forward(l.dense, xn);
       for (int64_t i = 0; i < h; ++i) hidden[t][i] += f[i];
     }
   }

@@ -22,6 +22,7 @@
 
 #include "core/status.h"
 #include "model/config.h"
+#include "moe/moe_layer.h"
 
 namespace moeserve {
 namespace reference {
@@ -71,7 +72,10 @@ class ReferenceModel {
 
   // Logits [T][vocab] for every position of one sequence starting at position 0.
   // Precondition: every token is in [0, vocab_size).
-  std::vector<std::vector<double>> forward(const std::vector<int32_t>& tokens) const;
+  // `routing` (optional) receives, per layer, every position's expert choices and weights
+  // ([T, K]; empty for dense layers), for DeepseekModel::forward's replay.
+  std::vector<std::vector<double>> forward(const std::vector<int32_t>& tokens,
+                                           std::vector<MoeRouting>* routing = nullptr) const;
 
   struct Matrix {  // row-major [rows, cols]
     int64_t rows = 0;
@@ -102,7 +106,7 @@ class ReferenceModel {
   // x: [T][hidden] normed inputs at positions 0..T-1 -> [T][hidden] attention outputs.
   std::vector<std::vector<double>> attention(const Layer& l,
                                              const std::vector<std::vector<double>>& x) const;
-  std::vector<double> moe(const Layer& l, const std::vector<double>& x) const;
+  std::vector<double> moe(const Layer& l, const std::vector<double>& x, MoeRouting* routing) const;
 
   ModelConfig config_;
   reference::RopeTable rope_;
