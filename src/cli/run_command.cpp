@@ -11,8 +11,8 @@
 #include "cli/offline_generator.h"
 #include "core/logging.h"
 #include "core/progress.h"
-#include "model/incremental_decoder.h"
-#include "model/tokenizer.h"
+#include "tokenizer/incremental_decoder.h"
+#include "tokenizer/tokenizer.h"
 #include "nlohmann/json.hpp"
 
 namespace moeserve {

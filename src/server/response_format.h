@@ -15,7 +15,7 @@
 
 #include "engine/llm_engine.h"
 #include "model/config.h"  // before llm_engine.h, which uses ModelConfig
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "server/protocol.h"
 
 namespace moeserve::server {

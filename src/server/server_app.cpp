@@ -12,7 +12,7 @@
 #include "engine/block_hash.h"
 #include "model/deepseek.h"
 #include "model/latent_cache.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace moeserve::server {
 
