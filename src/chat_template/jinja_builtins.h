@@ -17,8 +17,8 @@
 
 #include <string_view>
 
-#include "core/status.h"
 #include "chat_template/jinja_value.h"
+#include "core/status.h"
 
 namespace moeserve::jinja {
 

@@ -18,9 +18,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "core/status.h"
 #include "chat_template/jinja_ast.h"
 #include "chat_template/jinja_value.h"
+#include "core/status.h"
 
 namespace moeserve::jinja {
 

@@ -12,9 +12,9 @@
 #include <string_view>
 #include <vector>
 
-#include "core/status.h"
 #include "chat_template/jinja_ast.h"
 #include "chat_template/jinja_lexer.h"
+#include "core/status.h"
 
 namespace moeserve::jinja {
 

@@ -4,10 +4,10 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "nlohmann/json.hpp"
 #include "tokenizer/byte_level.h"
 #include "tokenizer/pretokenizer.h"
 #include "tokenizer/utf8.h"
-#include "nlohmann/json.hpp"
 
 namespace moeserve {
 namespace {

@@ -9,8 +9,8 @@
 
 #include <unistd.h>
 
+#include "gen/gen_model.h"
 #include "gtest/gtest.h"
-#include "model/gen_model.h"
 #include "reference_model.h"
 
 namespace moeserve {

@@ -13,8 +13,8 @@
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
+#include "gen/gen_model.h"
 #include "gtest/gtest.h"
-#include "model/gen_model.h"
 
 namespace moeserve::testing {
 

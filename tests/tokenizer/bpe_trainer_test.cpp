@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
+#include "test_corpus.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/utf8.h"
-#include "test_corpus.h"
 
 namespace moeserve {
 namespace {

@@ -6,10 +6,10 @@
 #include <string>
 #include <vector>
 
+#include "test_corpus.h"
 #include "tokenizer/bpe_trainer.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/utf8.h"
-#include "test_corpus.h"
 
 namespace moeserve {
 namespace {

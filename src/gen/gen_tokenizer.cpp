@@ -1,4 +1,4 @@
-#include "model/gen_tokenizer.h"
+#include "gen/gen_tokenizer.h"
 
 #include <algorithm>
 #include <fstream>

@@ -1,4 +1,4 @@
-#include "model/gen_model.h"
+#include "gen/gen_model.h"
 
 #include <omp.h>
 
@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "gen/gen_tokenizer.h"
 #include "model/checkpoint.h"
-#include "model/gen_tokenizer.h"
 #include "nlohmann/json.hpp"
 
 namespace moeserve {

@@ -1,4 +1,4 @@
-#include "model/gen_model.h"
+#include "gen/gen_model.h"
 
 #include <gtest/gtest.h>
 
@@ -9,10 +9,10 @@
 #include <set>
 #include <sstream>
 
+#include "gen/gen_tokenizer.h"
 #include "model/checkpoint.h"
-#include "model/gen_tokenizer.h"
+#include "model/temp_dir.h"
 #include "nlohmann/json.hpp"
-#include "temp_dir.h"
 
 namespace moeserve {
 namespace {
