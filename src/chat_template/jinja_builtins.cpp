@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <ctime>
+#include <unordered_map>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -235,7 +236,8 @@ bool flag(const Value* v, bool def) {
   return v == nullptr ? def : v->truthy();
 }
 
-StatusOr<Value> filter_items(std::string_view name, const Value& subject, const CallArgs& args) {
+StatusOr<Value> filter_select_reject(std::string_view name, const Value& subject,
+                                     const CallArgs& args) {
   // select/reject(test, args…) and selectattr/rejectattr(attr, test, args…).
   bool by_attr = name == "selectattr" || name == "rejectattr";
   bool keep_if = name == "select" || name == "selectattr";
@@ -271,256 +273,342 @@ StatusOr<Value> filter_items(std::string_view name, const Value& subject, const 
   return Value::list(std::move(out));
 }
 
+// Filters by name (Jinja2's names and aliases). Each takes the name it was called by, for
+// the ones that share an implementation (first/last, min/max, select/reject, ...).
+using FilterFn = StatusOr<Value> (*)(std::string_view name, const Value& subject,
+                                     const CallArgs& args);
+
+StatusOr<Value> filter_trim(std::string_view, const Value& v, const CallArgs& args) {
+  if (!v.is_string()) return Value(strip_chars(v.str(), args.get(0, "chars"), true, true));
+  return Value(strip_chars(v.as_string(), args.get(0, "chars"), true, true));
+}
+
+StatusOr<Value> filter_length(std::string_view, const Value& v, const CallArgs&) {
+  return length_of(v);
+}
+
+StatusOr<Value> filter_tojson(std::string_view, const Value& v, const CallArgs& args) {
+  const Value* indent = args.get(0, "indent");
+  int ind = indent && indent->is_int()
+                ? static_cast<int>(std::clamp<int64_t>(indent->as_int(), 0, 64))
+                : -1;
+  MS_ASSIGN_OR_RETURN(std::string s, v.to_json(ind));
+  return Value(std::move(s));
+}
+
+StatusOr<Value> filter_string(std::string_view, const Value& v, const CallArgs&) {
+  return Value(v.str());
+}
+
+StatusOr<Value> filter_escape(std::string_view name, const Value& v, const CallArgs&) {
+  if (name == "safe") return v;
+  // Autoescape is off for chat templates; escape still converts to HTML-safe text.
+  std::string out;
+  for (char c : v.str()) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&#34;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return Value(std::move(out));
+}
+
+StatusOr<Value> filter_upper(std::string_view, const Value& v, const CallArgs&) {
+  return Value(absl::AsciiStrToUpper(v.str()));
+}
+
+StatusOr<Value> filter_lower(std::string_view, const Value& v, const CallArgs&) {
+  return Value(absl::AsciiStrToLower(v.str()));
+}
+
+StatusOr<Value> filter_capitalize(std::string_view, const Value& v, const CallArgs&) {
+  return Value(capitalize(v.str()));
+}
+
+StatusOr<Value> filter_title(std::string_view, const Value& v, const CallArgs&) {
+  return Value(title(v.str()));
+}
+
+StatusOr<Value> filter_default(std::string_view, const Value& v, const CallArgs& args) {
+  const Value* def = args.get(0, "default_value");
+  bool boolean = flag(args.get(1, "boolean"), false);
+  if (v.is_undefined() || (boolean && !v.truthy())) return def ? *def : Value(std::string());
+  return v;
+}
+
+StatusOr<Value> filter_join(std::string_view, const Value& v, const CallArgs& args) {
+  const Value* sep = args.get(0, "d");
+  const Value* attr = args.get(1, "attribute");
+  std::string s = sep && sep->is_string() ? sep->as_string() : std::string();
+  MS_ASSIGN_OR_RETURN(ValueList items, iterate(v));
+  std::string out;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += s;
+    out += attr && attr->is_string() ? get_attribute(items[i], attr->as_string()).str()
+                                     : items[i].str();
+    if (out.size() > kMaxBuiltinSize) return absl::ResourceExhaustedError("join: result too large");
+  }
+  return Value(std::move(out));
+}
+
+StatusOr<Value> filter_replace(std::string_view, const Value& v, const CallArgs& args) {
+  const Value* from = args.get(0, "old");
+  const Value* to = args.get(1, "new");
+  const Value* count = args.get(2, "count");
+  if (!from || !to) return absl::InvalidArgumentError("replace: expects (old, new)");
+  std::string out =
+      replace_all(v.str(), from->str(), to->str(), count && count->is_int() ? count->as_int() : -1);
+  if (out.size() > kMaxBuiltinSize)
+    return absl::ResourceExhaustedError("replace: result too large");
+  return Value(std::move(out));
+}
+
+StatusOr<Value> filter_first_last(std::string_view name, const Value& v, const CallArgs&) {
+  MS_ASSIGN_OR_RETURN(ValueList items, iterate(v));
+  if (items.empty()) return Value::undefined(std::string(name));
+  return name == "first" ? items.front() : items.back();
+}
+
+StatusOr<Value> filter_list(std::string_view, const Value& v, const CallArgs&) {
+  MS_ASSIGN_OR_RETURN(ValueList items, iterate(v));
+  return Value::list(std::move(items));
+}
+
+StatusOr<Value> filter_reverse(std::string_view, const Value& v, const CallArgs&) {
+  if (v.is_string()) {
+    MS_ASSIGN_OR_RETURN(ValueList chars, iterate(v));
+    std::string out;
+    for (auto it = chars.rbegin(); it != chars.rend(); ++it) out += it->as_string();
+    return Value(std::move(out));
+  }
+  MS_ASSIGN_OR_RETURN(ValueList items, iterate(v));
+  std::reverse(items.begin(), items.end());
+  return Value::list(std::move(items));
+}
+
+StatusOr<Value> filter_dict_items(std::string_view name, const Value& v, const CallArgs& args) {
+  if (v.is_undefined()) return Value::list();
+  if (!v.is_dict()) return type_error(name, v);
+  ValueList out;
+  for (const auto& [k, e] : v.as_dict().items) out.push_back(Value::list({Value(k), e}));
+  if (name == "dictsort") {
+    Value by_key("0");
+    return sort_values(std::move(out), flag(args.get(2, "reverse"), false), &by_key,
+                       flag(args.get(0, "case_sensitive"), false));
+  }
+  return Value::list(std::move(out));
+}
+
+StatusOr<Value> filter_sort(std::string_view, const Value& v, const CallArgs& args) {
+  MS_ASSIGN_OR_RETURN(ValueList items, iterate(v));
+  return sort_values(std::move(items), flag(args.get(0, "reverse"), false),
+                     args.get(2, "attribute"), flag(args.get(1, "case_sensitive"), false));
+}
+
+StatusOr<Value> filter_unique(std::string_view, const Value& v, const CallArgs&) {
+  MS_ASSIGN_OR_RETURN(ValueList items, iterate(v));
+  ValueList out;
+  for (const Value& item : items) {
+    bool seen = false;
+    for (const Value& o : out) seen = seen || values_equal(o, item);
+    if (!seen) out.push_back(item);
+  }
+  return Value::list(std::move(out));
+}
+
+StatusOr<Value> filter_int(std::string_view, const Value& v, const CallArgs& args) {
+  if (v.is_int()) return v;
+  if (v.is_bool()) return Value(int64_t{v.as_bool() ? 1 : 0});
+  if (v.is_float() && std::isfinite(v.as_double()) && std::fabs(v.as_double()) < 9.2e18) {
+    return Value(static_cast<int64_t>(v.as_double()));
+  }
+  int64_t i = 0;
+  if (v.is_string() && absl::SimpleAtoi(absl::StripAsciiWhitespace(v.as_string()), &i))
+    return Value(i);
+  const Value* def = args.get(0, "default");
+  return def ? *def : Value(int64_t{0});
+}
+
+StatusOr<Value> filter_float(std::string_view, const Value& v, const CallArgs& args) {
+  if (v.is_number() || v.is_bool()) return Value(v.as_double());
+  double d = 0;
+  if (v.is_string() && absl::SimpleAtod(absl::StripAsciiWhitespace(v.as_string()), &d))
+    return Value(d);
+  const Value* def = args.get(0, "default");
+  return def ? *def : Value(0.0);
+}
+
+StatusOr<Value> filter_abs(std::string_view, const Value& v, const CallArgs&) {
+  if (v.is_int()) {
+    if (v.as_int() == INT64_MIN) return absl::InvalidArgumentError("abs: integer overflow");
+    return Value(v.as_int() < 0 ? -v.as_int() : v.as_int());
+  }
+  if (v.is_float()) return Value(std::fabs(v.as_double()));
+  return type_error("abs", v);
+}
+
+StatusOr<Value> filter_round(std::string_view, const Value& v, const CallArgs& args) {
+  if (!v.is_number()) return type_error("round", v);
+  const Value* prec = args.get(0, "precision");
+  int64_t p = prec && prec->is_int() ? std::clamp<int64_t>(prec->as_int(), 0, 15) : 0;
+  double scale = std::pow(10.0, static_cast<double>(p));
+  return Value(std::round(v.as_double() * scale) / scale);
+}
+
+StatusOr<Value> filter_indent(std::string_view, const Value& v, const CallArgs& args) {
+  const Value* width_v = args.get(0, "width");
+  int64_t width = width_v && width_v->is_int() ? std::clamp<int64_t>(width_v->as_int(), 0, 256) : 4;
+  std::string pad = width_v && width_v->is_string() ? width_v->as_string()
+                                                    : std::string(static_cast<size_t>(width), ' ');
+  bool first = flag(args.get(1, "first"), false);
+  bool blank = flag(args.get(2, "blank"), false);
+  std::string s = v.str();
+  std::string out;
+  size_t start = 0;
+  bool is_first = true;
+  while (start <= s.size()) {
+    size_t nl = s.find('\n', start);
+    std::string_view line =
+        std::string_view(s).substr(start, nl == std::string::npos ? std::string::npos : nl - start);
+    if ((!is_first || first) && (blank || !line.empty())) out += pad;
+    out += line;
+    if (nl == std::string::npos) break;
+    out += '\n';
+    start = nl + 1;
+    is_first = false;
+  }
+  return Value(std::move(out));
+}
+
+StatusOr<Value> filter_map(std::string_view, const Value& v, const CallArgs& args) {
+  MS_ASSIGN_OR_RETURN(ValueList items, iterate(v));
+  const Value* attr = nullptr;
+  for (const auto& [k, a] : args.kwargs) {
+    if (k == "attribute") attr = &a;
+  }
+  ValueList out;
+  if (attr != nullptr) {
+    const Value* def = nullptr;
+    for (const auto& [k, a] : args.kwargs) {
+      if (k == "default") def = &a;
+    }
+    for (const Value& item : items) {
+      Value r = get_attribute(item, attr->str());
+      out.push_back(r.is_undefined() && def ? *def : r);
+    }
+    return Value::list(std::move(out));
+  }
+  if (args.args.empty() || !args.args[0].is_string()) {
+    return absl::InvalidArgumentError("map: expects a filter name or attribute=");
+  }
+  CallArgs rest;
+  rest.args.assign(args.args.begin() + 1, args.args.end());
+  for (const Value& item : items) {
+    MS_ASSIGN_OR_RETURN(Value r, apply_filter(args.args[0].as_string(), item, rest));
+    out.push_back(std::move(r));
+  }
+  return Value::list(std::move(out));
+}
+
+StatusOr<Value> filter_min_max(std::string_view name, const Value& v, const CallArgs&) {
+  MS_ASSIGN_OR_RETURN(ValueList items, iterate(v));
+  if (items.empty()) return Value::undefined(std::string(name));
+  Value best = items[0];
+  for (size_t i = 1; i < items.size(); ++i) {
+    MS_ASSIGN_OR_RETURN(bool lt,
+                        name == "min" ? value_less(items[i], best) : value_less(best, items[i]));
+    if (lt) best = items[i];
+  }
+  return best;
+}
+
+StatusOr<Value> filter_sum(std::string_view, const Value& v, const CallArgs& args) {
+  MS_ASSIGN_OR_RETURN(ValueList items, iterate(v));
+  const Value* start = args.get(1, "start");
+  Value total = start ? *start : Value(int64_t{0});
+  for (const Value& item : items) {
+    if (!item.is_number() || !total.is_number()) return type_error("sum", item);
+    if (item.is_int() && total.is_int()) {
+      int64_t r;
+      if (__builtin_add_overflow(total.as_int(), item.as_int(), &r)) {
+        return absl::InvalidArgumentError("sum: integer overflow");
+      }
+      total = Value(r);
+    } else {
+      total = Value(total.as_double() + item.as_double());
+    }
+  }
+  return total;
+}
+
+const std::unordered_map<std::string_view, FilterFn>& filter_table() {
+  static const auto* table = new std::unordered_map<std::string_view, FilterFn>{
+      {"abs", filter_abs},
+      {"capitalize", filter_capitalize},
+      {"count", filter_length},
+      {"d", filter_default},
+      {"default", filter_default},
+      {"dictsort", filter_dict_items},
+      {"e", filter_escape},
+      {"escape", filter_escape},
+      {"first", filter_first_last},
+      {"float", filter_float},
+      {"forceescape", filter_escape},
+      {"indent", filter_indent},
+      {"int", filter_int},
+      {"items", filter_dict_items},
+      {"join", filter_join},
+      {"last", filter_first_last},
+      {"length", filter_length},
+      {"list", filter_list},
+      {"lower", filter_lower},
+      {"map", filter_map},
+      {"max", filter_min_max},
+      {"min", filter_min_max},
+      {"reject", filter_select_reject},
+      {"rejectattr", filter_select_reject},
+      {"replace", filter_replace},
+      {"reverse", filter_reverse},
+      {"round", filter_round},
+      {"safe", filter_escape},
+      {"select", filter_select_reject},
+      {"selectattr", filter_select_reject},
+      {"sort", filter_sort},
+      {"string", filter_string},
+      {"sum", filter_sum},
+      {"title", filter_title},
+      {"tojson", filter_tojson},
+      {"trim", filter_trim},
+      {"unique", filter_unique},
+      {"upper", filter_upper},
+  };
+  return *table;
+}
+
 }  // namespace
 
 StatusOr<Value> apply_filter(std::string_view name, const Value& v, const CallArgs& args) {
-  if (name == "trim") {
-    if (!v.is_string()) return Value(strip_chars(v.str(), args.get(0, "chars"), true, true));
-    return Value(strip_chars(v.as_string(), args.get(0, "chars"), true, true));
+  const auto& table = filter_table();
+  auto it = table.find(name);
+  if (it == table.end()) {
+    return absl::NotFoundError(absl::StrCat("no filter named '", std::string(name), "'"));
   }
-  if (name == "length" || name == "count") return length_of(v);
-  if (name == "tojson") {
-    const Value* indent = args.get(0, "indent");
-    int ind = indent && indent->is_int()
-                  ? static_cast<int>(std::clamp<int64_t>(indent->as_int(), 0, 64))
-                  : -1;
-    MS_ASSIGN_OR_RETURN(std::string s, v.to_json(ind));
-    return Value(std::move(s));
-  }
-  if (name == "string") return Value(v.str());
-  if (name == "safe" || name == "e" || name == "escape" || name == "forceescape") {
-    if (name == "safe") return v;
-    // Autoescape is off for chat templates; escape still converts to HTML-safe text.
-    std::string out;
-    for (char c : v.str()) {
-      switch (c) {
-        case '&':
-          out += "&amp;";
-          break;
-        case '<':
-          out += "&lt;";
-          break;
-        case '>':
-          out += "&gt;";
-          break;
-        case '"':
-          out += "&#34;";
-          break;
-        case '\'':
-          out += "&#39;";
-          break;
-        default:
-          out += c;
-      }
-    }
-    return Value(std::move(out));
-  }
-  if (name == "upper") return Value(absl::AsciiStrToUpper(v.str()));
-  if (name == "lower") return Value(absl::AsciiStrToLower(v.str()));
-  if (name == "capitalize") return Value(capitalize(v.str()));
-  if (name == "title") return Value(title(v.str()));
-  if (name == "default" || name == "d") {
-    const Value* def = args.get(0, "default_value");
-    bool boolean = flag(args.get(1, "boolean"), false);
-    if (v.is_undefined() || (boolean && !v.truthy())) return def ? *def : Value(std::string());
-    return v;
-  }
-  if (name == "join") {
-    const Value* sep = args.get(0, "d");
-    const Value* attr = args.get(1, "attribute");
-    std::string s = sep && sep->is_string() ? sep->as_string() : std::string();
-    MS_ASSIGN_OR_RETURN(ValueList items, iterate(v));
-    std::string out;
-    for (size_t i = 0; i < items.size(); ++i) {
-      if (i > 0) out += s;
-      out += attr && attr->is_string() ? get_attribute(items[i], attr->as_string()).str()
-                                       : items[i].str();
-      if (out.size() > kMaxBuiltinSize)
-        return absl::ResourceExhaustedError("join: result too large");
-    }
-    return Value(std::move(out));
-  }
-  if (name == "replace") {
-    const Value* from = args.get(0, "old");
-    const Value* to = args.get(1, "new");
-    const Value* count = args.get(2, "count");
-    if (!from || !to) return absl::InvalidArgumentError("replace: expects (old, new)");
-    std::string out = replace_all(v.str(), from->str(), to->str(),
-                                  count && count->is_int() ? count->as_int() : -1);
-    if (out.size() > kMaxBuiltinSize)
-      return absl::ResourceExhaustedError("replace: result too large");
-    return Value(std::move(out));
-  }
-  if (name == "first" || name == "last") {
-    MS_ASSIGN_OR_RETURN(ValueList items, iterate(v));
-    if (items.empty()) return Value::undefined(std::string(name));
-    return name == "first" ? items.front() : items.back();
-  }
-  if (name == "list") {
-    MS_ASSIGN_OR_RETURN(ValueList items, iterate(v));
-    return Value::list(std::move(items));
-  }
-  if (name == "reverse") {
-    if (v.is_string()) {
-      MS_ASSIGN_OR_RETURN(ValueList chars, iterate(v));
-      std::string out;
-      for (auto it = chars.rbegin(); it != chars.rend(); ++it) out += it->as_string();
-      return Value(std::move(out));
-    }
-    MS_ASSIGN_OR_RETURN(ValueList items, iterate(v));
-    std::reverse(items.begin(), items.end());
-    return Value::list(std::move(items));
-  }
-  if (name == "items" || name == "dictsort") {
-    if (v.is_undefined()) return Value::list();
-    if (!v.is_dict()) return type_error(name, v);
-    ValueList out;
-    for (const auto& [k, e] : v.as_dict().items) out.push_back(Value::list({Value(k), e}));
-    if (name == "dictsort") {
-      Value by_key("0");
-      return sort_values(std::move(out), flag(args.get(2, "reverse"), false), &by_key,
-                         flag(args.get(0, "case_sensitive"), false));
-    }
-    return Value::list(std::move(out));
-  }
-  if (name == "sort") {
-    MS_ASSIGN_OR_RETURN(ValueList items, iterate(v));
-    return sort_values(std::move(items), flag(args.get(0, "reverse"), false),
-                       args.get(2, "attribute"), flag(args.get(1, "case_sensitive"), false));
-  }
-  if (name == "unique") {
-    MS_ASSIGN_OR_RETURN(ValueList items, iterate(v));
-    ValueList out;
-    for (const Value& item : items) {
-      bool seen = false;
-      for (const Value& o : out) seen = seen || values_equal(o, item);
-      if (!seen) out.push_back(item);
-    }
-    return Value::list(std::move(out));
-  }
-  if (name == "int") {
-    if (v.is_int()) return v;
-    if (v.is_bool()) return Value(int64_t{v.as_bool() ? 1 : 0});
-    if (v.is_float() && std::isfinite(v.as_double()) && std::fabs(v.as_double()) < 9.2e18) {
-      return Value(static_cast<int64_t>(v.as_double()));
-    }
-    int64_t i = 0;
-    if (v.is_string() && absl::SimpleAtoi(absl::StripAsciiWhitespace(v.as_string()), &i))
-      return Value(i);
-    const Value* def = args.get(0, "default");
-    return def ? *def : Value(int64_t{0});
-  }
-  if (name == "float") {
-    if (v.is_number() || v.is_bool()) return Value(v.as_double());
-    double d = 0;
-    if (v.is_string() && absl::SimpleAtod(absl::StripAsciiWhitespace(v.as_string()), &d))
-      return Value(d);
-    const Value* def = args.get(0, "default");
-    return def ? *def : Value(0.0);
-  }
-  if (name == "abs") {
-    if (v.is_int()) {
-      if (v.as_int() == INT64_MIN) return absl::InvalidArgumentError("abs: integer overflow");
-      return Value(v.as_int() < 0 ? -v.as_int() : v.as_int());
-    }
-    if (v.is_float()) return Value(std::fabs(v.as_double()));
-    return type_error("abs", v);
-  }
-  if (name == "round") {
-    if (!v.is_number()) return type_error("round", v);
-    const Value* prec = args.get(0, "precision");
-    int64_t p = prec && prec->is_int() ? std::clamp<int64_t>(prec->as_int(), 0, 15) : 0;
-    double scale = std::pow(10.0, static_cast<double>(p));
-    return Value(std::round(v.as_double() * scale) / scale);
-  }
-  if (name == "indent") {
-    const Value* width_v = args.get(0, "width");
-    int64_t width =
-        width_v && width_v->is_int() ? std::clamp<int64_t>(width_v->as_int(), 0, 256) : 4;
-    std::string pad = width_v && width_v->is_string()
-                          ? width_v->as_string()
-                          : std::string(static_cast<size_t>(width), ' ');
-    bool first = flag(args.get(1, "first"), false);
-    bool blank = flag(args.get(2, "blank"), false);
-    std::string s = v.str();
-    std::string out;
-    size_t start = 0;
-    bool is_first = true;
-    while (start <= s.size()) {
-      size_t nl = s.find('\n', start);
-      std::string_view line = std::string_view(s).substr(
-          start, nl == std::string::npos ? std::string::npos : nl - start);
-      if ((!is_first || first) && (blank || !line.empty())) out += pad;
-      out += line;
-      if (nl == std::string::npos) break;
-      out += '\n';
-      start = nl + 1;
-      is_first = false;
-    }
-    return Value(std::move(out));
-  }
-  if (name == "map") {
-    MS_ASSIGN_OR_RETURN(ValueList items, iterate(v));
-    const Value* attr = nullptr;
-    for (const auto& [k, a] : args.kwargs) {
-      if (k == "attribute") attr = &a;
-    }
-    ValueList out;
-    if (attr != nullptr) {
-      const Value* def = nullptr;
-      for (const auto& [k, a] : args.kwargs) {
-        if (k == "default") def = &a;
-      }
-      for (const Value& item : items) {
-        Value r = get_attribute(item, attr->str());
-        out.push_back(r.is_undefined() && def ? *def : r);
-      }
-      return Value::list(std::move(out));
-    }
-    if (args.args.empty() || !args.args[0].is_string()) {
-      return absl::InvalidArgumentError("map: expects a filter name or attribute=");
-    }
-    CallArgs rest;
-    rest.args.assign(args.args.begin() + 1, args.args.end());
-    for (const Value& item : items) {
-      MS_ASSIGN_OR_RETURN(Value r, apply_filter(args.args[0].as_string(), item, rest));
-      out.push_back(std::move(r));
-    }
-    return Value::list(std::move(out));
-  }
-  if (name == "select" || name == "reject" || name == "selectattr" || name == "rejectattr") {
-    return filter_items(name, v, args);
-  }
-  if (name == "min" || name == "max") {
-    MS_ASSIGN_OR_RETURN(ValueList items, iterate(v));
-    if (items.empty()) return Value::undefined(std::string(name));
-    Value best = items[0];
-    for (size_t i = 1; i < items.size(); ++i) {
-      MS_ASSIGN_OR_RETURN(bool lt,
-                          name == "min" ? value_less(items[i], best) : value_less(best, items[i]));
-      if (lt) best = items[i];
-    }
-    return best;
-  }
-  if (name == "sum") {
-    MS_ASSIGN_OR_RETURN(ValueList items, iterate(v));
-    const Value* start = args.get(1, "start");
-    Value total = start ? *start : Value(int64_t{0});
-    for (const Value& item : items) {
-      if (!item.is_number() || !total.is_number()) return type_error("sum", item);
-      if (item.is_int() && total.is_int()) {
-        int64_t r;
-        if (__builtin_add_overflow(total.as_int(), item.as_int(), &r)) {
-          return absl::InvalidArgumentError("sum: integer overflow");
-        }
-        total = Value(r);
-      } else {
-        total = Value(total.as_double() + item.as_double());
-      }
-    }
-    return total;
-  }
-  return absl::NotFoundError(absl::StrCat("no filter named '", std::string(name), "'"));
+  return it->second(name, v, args);
 }
 
 StatusOr<bool> apply_test(std::string_view name, const Value& v, const CallArgs& args) {
