@@ -2,12 +2,13 @@
 
 #include <algorithm>
 #include <fstream>
-#include <map>
 #include <set>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
+#include "tokenizer/bpe_trainer.h"
 
 namespace moeserve {
 namespace {
@@ -40,104 +41,6 @@ constexpr const char* kCorpus[] = {
     "This is a simple sentence. This is another simple sentence, with a comma.",
     "Engineers measure the throughput and the latency of the service under load.",
 };
-
-// GPT-2's byte-to-unicode map, UTF-8 encoded: printable Latin-1 bytes map to themselves,
-// the rest to U+0100 + n in byte order.
-std::vector<std::string> byte_level_alphabet() {
-  std::vector<std::string> out(256);
-  int next = 0;
-  for (int b = 0; b < 256; ++b) {
-    const bool self = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174);
-    const int cp = self ? b : 256 + next++;
-    std::string s;
-    if (cp < 0x80) {
-      s.push_back(static_cast<char>(cp));
-    } else {  // < 0x800 for every code point used here
-      s.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-      s.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    }
-    out[b] = std::move(s);
-  }
-  return out;
-}
-
-enum class CharClass { kLetter, kDigit, kSpace, kOther };
-CharClass classify(unsigned char ch) {
-  if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')) return CharClass::kLetter;
-  if (ch >= '0' && ch <= '9') return CharClass::kDigit;
-  if (ch == ' ' || ch == '\n' || ch == '\t') return CharClass::kSpace;
-  return CharClass::kOther;
-}
-
-// Splits ASCII text roughly as the GPT-2 regex does (" ?letters| ?digits| ?other+|spaces"),
-// so learned merges stay within pre-tokenizer pieces.
-std::vector<std::string> pre_tokenize(const std::string& text) {
-  std::vector<std::string> out;
-  size_t i = 0;
-  while (i < text.size()) {
-    size_t j = i;
-    if (text[j] == ' ' && j + 1 < text.size() &&
-        classify(static_cast<unsigned char>(text[j + 1])) != CharClass::kSpace) {
-      ++j;
-    }
-    const CharClass cls = classify(static_cast<unsigned char>(text[j]));
-    size_t k = j + 1;
-    while (k < text.size() && classify(static_cast<unsigned char>(text[k])) == cls) ++k;
-    out.push_back(text.substr(i, k - i));
-    i = k;
-  }
-  return out;
-}
-
-// Byte-pair merges learned from kCorpus: most frequent adjacent pair first, ties broken by
-// the lexicographically smaller pair; stops at `max_merges` or when no pair occurs twice.
-std::vector<std::pair<std::string, std::string>> learn_merges(
-    const std::vector<std::string>& alphabet, int64_t max_merges) {
-  std::map<std::string, int64_t> word_counts;
-  for (const char* line : kCorpus) {
-    for (const std::string& piece : pre_tokenize(line)) ++word_counts[piece];
-  }
-  std::vector<std::pair<std::vector<std::string>, int64_t>> words;
-  for (const auto& [piece, count] : word_counts) {
-    std::vector<std::string> symbols;
-    for (unsigned char ch : piece) symbols.push_back(alphabet[ch]);
-    words.emplace_back(std::move(symbols), count);
-  }
-  std::vector<std::pair<std::string, std::string>> merges;
-  while (static_cast<int64_t>(merges.size()) < max_merges) {
-    std::map<std::pair<std::string, std::string>, int64_t> pair_counts;
-    for (const auto& [symbols, count] : words) {
-      for (size_t i = 0; i + 1 < symbols.size(); ++i) {
-        pair_counts[{symbols[i], symbols[i + 1]}] += count;
-      }
-    }
-    const std::pair<std::string, std::string>* best = nullptr;
-    int64_t best_count = 1;
-    for (const auto& [pair, count] : pair_counts) {
-      if (count > best_count) {  // strict: the first (smallest) pair wins ties
-        best = &pair;
-        best_count = count;
-      }
-    }
-    if (best == nullptr) break;
-    const auto merge = *best;
-    merges.push_back(merge);
-    const std::string joined = merge.first + merge.second;
-    for (auto& [symbols, count] : words) {
-      std::vector<std::string> next;
-      for (size_t i = 0; i < symbols.size(); ++i) {
-        if (i + 1 < symbols.size() && symbols[i] == merge.first && symbols[i + 1] == merge.second) {
-          next.push_back(joined);
-          ++i;
-        } else {
-          next.push_back(symbols[i]);
-        }
-      }
-      symbols = std::move(next);
-    }
-  }
-  return merges;
-}
 
 OJson added_token(int64_t id, const char* content, bool special) {
   OJson t;
@@ -180,8 +83,13 @@ StatusOr<std::string> generated_tokenizer_json(int64_t vocab_size) {
         "special tokens",
         vocab_size, kGenTokenizerMinVocab));
   }
-  const std::vector<std::string> alphabet = byte_level_alphabet();
-  const auto merges = learn_merges(alphabet, vocab_size - kGenTokenizerMinVocab);
+  // The trainer's layout is this one's: the four specials, the 256 bytes, then the merges, of
+  // pairs seen at least twice (so that the fillers, not one-off words, take the spare ids).
+  std::string corpus;
+  for (const char* line : kCorpus) absl::StrAppend(&corpus, line, "\n");
+  MS_ASSIGN_OR_RETURN(BpeVocabulary trained,
+                      train_bytelevel_bpe(corpus, static_cast<int>(vocab_size),
+                                          {kBos, kEos, kUser, kAssistant}, /*min_frequency=*/2));
 
   // ordered_json keeps ids in order but looks keys up linearly: append to its vector
   // directly and keep uniqueness in a set (vocabularies reach 10^5 entries).
@@ -193,14 +101,9 @@ StatusOr<std::string> generated_tokenizer_json(int64_t vocab_size) {
     if (!seen.insert(token).second) return;
     entries.emplace_back(std::move(token), next_id++);
   };
-  for (const char* s : {kBos, kEos, kUser, kAssistant}) add(s);
-  for (const std::string& s : alphabet) add(s);
+  for (std::string& t : trained.tokens) add(std::move(t));
   OJson merges_json = OJson::array();
-  for (const auto& [a, b] : merges) {
-    // Two merges can spell the same string ("a"+"bc", "ab"+"c"): one id serves both.
-    add(a + b);
-    merges_json.push_back(a + " " + b);
-  }
+  for (const auto& [a, b] : trained.merges) merges_json.push_back(a + " " + b);
   for (int64_t r = 0; next_id < vocab_size; ++r) add(absl::StrCat("<|reserved_", r, "|>"));
 
   OJson tok;

@@ -6,7 +6,8 @@
 //   0 "<｜begin▁of▁sentence｜>" (bos), 1 "<｜end▁of▁sentence｜>" (eos), 2 "<｜User｜>",
 //   3 "<｜Assistant｜>" — also listed in added_tokens (0/1 special, 2/3 not, as DeepSeek-V3);
 //   4..259 the 256 bytes in byte order, spelled with the GPT-2 byte-to-unicode map;
-//   then merges learned by BPE from a fixed English text (deterministic);
+//   then merges of pairs seen at least twice in a fixed English text, learned by the BPE
+//   trainer (tokenizer/bpe_trainer.h; deterministic);
 //   then "<|reserved_N|>" fillers so the count equals vocab_size exactly. The fillers are
 //   plain vocab entries no merge produces: they never come out of encoding and decode to
 //   their literal text (so random models' output stays visible).

@@ -23,8 +23,9 @@ uint64_t pair_key(int32_t a, int32_t b) {
 
 }  // namespace
 
-StatusOr<std::string> train_bytelevel_bpe_json(std::string_view corpus, int vocab_size,
-                                               std::vector<std::string> special_tokens) {
+StatusOr<BpeVocabulary> train_bytelevel_bpe(std::string_view corpus, int vocab_size,
+                                            std::vector<std::string> special_tokens,
+                                            int64_t min_frequency) {
   const auto num_specials = static_cast<int32_t>(special_tokens.size());
   if (vocab_size < num_specials + 256) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -98,6 +99,7 @@ StatusOr<std::string> train_bytelevel_bpe_json(std::string_view corpus, int voca
         best_count = count;
       }
     }
+    if (best_count < min_frequency) break;
     const auto a = static_cast<int32_t>(best_key >> 32);
     const auto b = static_cast<int32_t>(best_key & 0xFFFFFFFFu);
     std::string merged = tokens[static_cast<size_t>(a)] + tokens[static_cast<size_t>(b)];
@@ -126,6 +128,21 @@ StatusOr<std::string> train_bytelevel_bpe_json(std::string_view corpus, int voca
     }
   }
 
+  BpeVocabulary out;
+  out.merges.reserve(merges.size());
+  for (const auto& [a, b] : merges) {
+    out.merges.emplace_back(tokens[static_cast<size_t>(a)], tokens[static_cast<size_t>(b)]);
+  }
+  out.tokens = std::move(tokens);
+  return out;
+}
+
+StatusOr<std::string> train_bytelevel_bpe_json(std::string_view corpus, int vocab_size,
+                                               std::vector<std::string> special_tokens) {
+  const auto num_specials = static_cast<int32_t>(special_tokens.size());
+  MS_ASSIGN_OR_RETURN(BpeVocabulary trained,
+                      train_bytelevel_bpe(corpus, vocab_size, special_tokens));
+  const std::vector<std::string>& tokens = trained.tokens;
   using OJson = nlohmann::ordered_json;
   OJson added = OJson::array();
   for (int32_t i = 0; i < num_specials; ++i) {
@@ -140,9 +157,7 @@ StatusOr<std::string> train_bytelevel_bpe_json(std::string_view corpus, int voca
   OJson vocab = OJson::object();
   for (size_t i = 0; i < tokens.size(); ++i) vocab[tokens[i]] = static_cast<int32_t>(i);
   OJson merge_list = OJson::array();
-  for (const auto& [a, b] : merges) {
-    merge_list.push_back({tokens[static_cast<size_t>(a)], tokens[static_cast<size_t>(b)]});
-  }
+  for (const auto& [a, b] : trained.merges) merge_list.push_back({a, b});
   const OJson byte_level = {{"type", "ByteLevel"},
                             {"add_prefix_space", false},
                             {"trim_offsets", true},

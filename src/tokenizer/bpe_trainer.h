@@ -1,5 +1,7 @@
 // A small byte-level BPE trainer, for generated test/demo models (`moeserve gen-model`): learns
-// merges on a corpus and writes a complete tokenizer.json that Tokenizer loads.
+// merges on a corpus; train_bytelevel_bpe_json also writes a complete tokenizer.json that
+// Tokenizer loads, and generators with their own tokenizer.json layout (gen/gen_tokenizer.h)
+// use the learned vocabulary and merges directly.
 //
 // Layout of the produced vocabulary (stable ids, independent of the corpus):
 //   ids [0, S)            the special tokens, in the order given (S = special_tokens.size());
@@ -15,16 +17,30 @@
 // Thread-safety: a pure function.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/status.h"
 
 namespace moeserve {
 
-// InvalidArgument when vocab_size < special_tokens.size() + 256, or a special token is empty
-// or repeated.
+// What training learned, in the vocabulary layout above.
+struct BpeVocabulary {
+  std::vector<std::string> tokens;  // id -> token text (byte-level characters), size <= vocab_size
+  std::vector<std::pair<std::string, std::string>> merges;  // in the order learned
+};
+
+// Merging stops early when the most frequent pair occurs fewer than `min_frequency` times (as
+// in HF's BpeTrainer). InvalidArgument when vocab_size < special_tokens.size() + 256, or a
+// special token is empty, not UTF-8, repeated, or spelled like a byte token.
+StatusOr<BpeVocabulary> train_bytelevel_bpe(std::string_view corpus, int vocab_size,
+                                            std::vector<std::string> special_tokens,
+                                            int64_t min_frequency = 0);
+
+// train_bytelevel_bpe, written as tokenizer.json. Same errors.
 StatusOr<std::string> train_bytelevel_bpe_json(std::string_view corpus, int vocab_size,
                                                std::vector<std::string> special_tokens);
 
