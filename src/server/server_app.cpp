@@ -88,7 +88,7 @@ StatusOr<std::unique_ptr<ServerApp>> ServerApp::start(const ServeOptions& o) {
   }
   ec.sampler_seed = o.seed;
   MS_ASSIGN_OR_RETURN(app->kv_events_,
-                      engine::make_kv_event_publisher(o.kv_events_config, dp_rank));
+                      kv_events::make_kv_event_publisher(o.kv_events_config, dp_rank));
   MS_ASSIGN_OR_RETURN(app->engine_, engine::LlmEngine::create(ec, std::move(model), tokenizer,
                                                               app->kv_events_.get()));
   const engine::EngineConfig& final_config = app->engine_->config();

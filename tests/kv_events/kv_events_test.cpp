@@ -1,6 +1,7 @@
 // KV events on the wire: --kv-events-config parsing, the msgpack layout (checked by an
 // independent reader), decoder round trips and robustness, and the ZMQ publisher/subscriber
-// over loopback TCP (frames, sequence numbers, replay, gap detection).
+// over loopback TCP (frames, sequence numbers, replay, gap detection). Golden bytes from an
+// independent encoder are in kv_event_golden_test.cpp.
 #include <zmq.h>
 
 #include <chrono>
@@ -10,27 +11,24 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "engine/kv_event_publisher.h"
 #include "gtest/gtest.h"
-#include "kv_events/kv_event_decoder.h"
+#include "kv_events/kv_event_codec.h"
+#include "kv_events/kv_event_publisher.h"
 #include "kv_events/kv_event_subscriber.h"
 #include "mini_msgpack.h"
 
-namespace moeserve::engine {
+namespace moeserve::kv_events {
 namespace {
-
-using namespace ::moeserve::kv_events;  // the decoder and subscriber under test
 
 namespace mp = moeserve::testing_msgpack;
 using Kind = mp::Value::Kind;
 
-BlockHash hash_of(uint64_t low, uint8_t high_byte = 0xab) {
-  std::string bytes(32, static_cast<char>(high_byte));
-  for (int i = 0; i < 8; ++i) bytes[31 - i] = static_cast<char>((low >> (8 * i)) & 0xff);
-  return BlockHash(bytes);
+// A block hash in the integer form events carry (the low 64 bits of the engine's hash).
+uint64_t hash_of(uint64_t low) {
+  return low;
 }
 
-std::vector<KVCacheEvent> sample_events() {
+std::vector<KvCacheEvent> sample_events() {
   BlockStored s;
   s.block_hashes = {hash_of(0x1122334455667788ULL), hash_of(5)};
   s.parent_block_hash = hash_of(0xfedcba9876543210ULL);
@@ -40,7 +38,22 @@ std::vector<KVCacheEvent> sample_events() {
   first.block_hashes = {hash_of(42)};
   first.block_size = 2;
   first.token_ids = {7, 8};
-  return {s, BlockRemoved{{hash_of(9), hash_of(0x8000000000000000ULL)}}, AllBlocksCleared{}, first};
+  return {s, BlockRemoved{{hash_of(9), hash_of(0x8000000000000000ULL)}, std::nullopt},
+          AllBlocksCleared{}, first};
+}
+
+// The payload the publisher sends for these events (its medium, "GPU", on every event).
+std::string encode_as_publisher(double ts, std::vector<KvCacheEvent> events,
+                                std::optional<int64_t> data_parallel_rank) {
+  KvEventBatch batch;
+  batch.ts = ts;
+  batch.data_parallel_rank = data_parallel_rank;
+  for (KvCacheEvent& e : events) {
+    if (auto* st = std::get_if<BlockStored>(&e)) st->medium = "GPU";
+    if (auto* r = std::get_if<BlockRemoved>(&e)) r->medium = "GPU";
+  }
+  batch.events = std::move(events);
+  return encode_kv_event_batch(batch);
 }
 
 // ---------------------------------------------------------------- config
@@ -114,8 +127,8 @@ TEST(KvEventsConfig, DataParallelRankOffsetsThePort) {
 // ---------------------------------------------------------------- wire layout
 
 TEST(KvEventWire, IndependentReaderSeesVllmArrayLikeLayout) {
-  const std::vector<KVCacheEvent> events = sample_events();
-  const std::string payload = encode_kv_event_batch(1234.5, events, 3, "GPU");
+  const std::vector<KvCacheEvent> events = sample_events();
+  const std::string payload = encode_as_publisher(1234.5, events, 3);
   std::optional<mp::Value> v = mp::Reader::parse(payload);
   ASSERT_TRUE(v.has_value());
   ASSERT_EQ(v->kind, Kind::kArray);
@@ -165,7 +178,7 @@ TEST(KvEventWire, IndependentReaderSeesVllmArrayLikeLayout) {
 }
 
 TEST(KvEventWire, NoRankEncodesNil) {
-  const std::string payload = encode_kv_event_batch(1.0, {}, std::nullopt, "GPU");
+  const std::string payload = encode_as_publisher(1.0, {}, std::nullopt);
   auto v = mp::Reader::parse(payload);
   ASSERT_TRUE(v.has_value());
   ASSERT_EQ(v->items.size(), 3u);
@@ -174,27 +187,27 @@ TEST(KvEventWire, NoRankEncodesNil) {
 }
 
 TEST(KvEventWire, DecoderRoundTrip) {
-  const std::vector<KVCacheEvent> events = sample_events();
-  auto b = decode_kv_event_payload(encode_kv_event_batch(99.25, events, 1, "GPU"));
+  const std::vector<KvCacheEvent> events = sample_events();
+  auto b = decode_kv_event_payload(encode_as_publisher(99.25, events, 1));
   ASSERT_TRUE(b.ok()) << b.status();
   EXPECT_EQ(b->ts, 99.25);
   EXPECT_EQ(b->data_parallel_rank, 1);
   EXPECT_EQ(b->skipped_events, 0);
   ASSERT_EQ(b->events.size(), 4u);
-  const auto& s = std::get<DecodedBlockStored>(b->events[0]);
+  const auto& s = std::get<BlockStored>(b->events[0]);
   const auto& in = std::get<BlockStored>(events[0]);
   ASSERT_EQ(s.block_hashes.size(), 2u);
-  EXPECT_EQ(s.block_hashes[0], in.block_hashes[0].to_u64());
-  EXPECT_EQ(s.block_hashes[1], in.block_hashes[1].to_u64());
-  EXPECT_EQ(s.parent_block_hash, in.parent_block_hash->to_u64());
+  EXPECT_EQ(s.block_hashes[0], in.block_hashes[0]);
+  EXPECT_EQ(s.block_hashes[1], in.block_hashes[1]);
+  EXPECT_EQ(s.parent_block_hash, in.parent_block_hash);
   EXPECT_EQ(s.token_ids, in.token_ids);
   EXPECT_EQ(s.block_size, 2);
   EXPECT_FALSE(s.lora_id.has_value());
   EXPECT_EQ(s.medium, "GPU");
-  const auto& r = std::get<DecodedBlockRemoved>(b->events[1]);
+  const auto& r = std::get<BlockRemoved>(b->events[1]);
   EXPECT_EQ(r.block_hashes, (std::vector<uint64_t>{9, 0x8000000000000000ULL}));
-  EXPECT_TRUE(std::holds_alternative<DecodedAllBlocksCleared>(b->events[2]));
-  EXPECT_FALSE(std::get<DecodedBlockStored>(b->events[3]).parent_block_hash.has_value());
+  EXPECT_TRUE(std::holds_alternative<AllBlocksCleared>(b->events[2]));
+  EXPECT_FALSE(std::get<BlockStored>(b->events[3]).parent_block_hash.has_value());
 }
 
 TEST(KvEventWire, DecoderReadsMapEncodingBytesHashesAndSkipsUnknownTags) {
@@ -226,13 +239,13 @@ TEST(KvEventWire, DecoderReadsMapEncodingBytesHashesAndSkipsUnknownTags) {
   EXPECT_FALSE(b->data_parallel_rank.has_value());
   EXPECT_EQ(b->skipped_events, 1);
   ASSERT_EQ(b->events.size(), 2u);
-  const auto& m = std::get<DecodedBlockStored>(b->events[0]);
+  const auto& m = std::get<BlockStored>(b->events[0]);
   EXPECT_EQ(m.block_hashes, std::vector<uint64_t>{0x0102030405060708ULL});
   EXPECT_FALSE(m.parent_block_hash.has_value());
   EXPECT_EQ(m.token_ids, (std::vector<int32_t>{5, 300}));
   EXPECT_EQ(m.block_size, 2);
   EXPECT_FALSE(m.medium.has_value());
-  const auto& a = std::get<DecodedBlockStored>(b->events[1]);
+  const auto& a = std::get<BlockStored>(b->events[1]);
   EXPECT_EQ(a.block_hashes, std::vector<uint64_t>{77});
   EXPECT_EQ(a.parent_block_hash, 66u);
   EXPECT_FALSE(a.lora_id.has_value());
@@ -244,7 +257,7 @@ TEST(KvEventWire, DecoderReadsMapEncodingBytesHashesAndSkipsUnknownTags) {
 }
 
 TEST(KvEventWire, DecoderRejectsMalformedInputWithoutCrashing) {
-  const std::string good = encode_kv_event_batch(3.0, sample_events(), 0, "GPU");
+  const std::string good = encode_as_publisher(3.0, sample_events(), 0);
   ASSERT_TRUE(decode_kv_event_payload(good).ok());
   for (size_t n = 0; n < good.size(); ++n) {
     EXPECT_FALSE(decode_kv_event_payload(std::string_view(good).substr(0, n)).ok()) << n;
@@ -337,7 +350,7 @@ TEST(ZmqKvEventPublisher, SendsTopicSequenceAndPayloadFrames) {
   uint64_t seq = from_be64(frames[1]);
   while (!(frames = recv_multipart(sub, 100)).empty()) seq = from_be64(frames[1]);  // drain
   (*pub)->end_step();  // nothing pending: no message
-  for (const KVCacheEvent& e : sample_events()) (*pub)->publish(e);
+  for (const KvCacheEvent& e : sample_events()) (*pub)->publish(e);
   (*pub)->end_step();
   frames = recv_multipart(sub, 5000);
   ASSERT_EQ(frames.size(), 3u);
@@ -362,7 +375,7 @@ TEST(ZmqKvEventPublisher, ReplaysBufferedBatches) {
   ASSERT_TRUE(pub.ok()) << pub.status();
   std::vector<std::string> payloads;
   for (int i = 0; i < 5; ++i) {
-    (*pub)->publish(BlockRemoved{{hash_of(100 + i)}});
+    (*pub)->publish(BlockRemoved{{hash_of(100 + i)}, std::nullopt});
     (*pub)->end_step();
   }
   for (int i = 0; i < 500 && (*pub)->stats().batches_sent < 5; ++i) {
@@ -388,7 +401,7 @@ TEST(ZmqKvEventPublisher, ReplaysBufferedBatches) {
     auto b = decode_kv_event_payload(f[2]);
     ASSERT_TRUE(b.ok());
     ASSERT_EQ(b->events.size(), 1u);
-    EXPECT_EQ(std::get<DecodedBlockRemoved>(b->events[0]).block_hashes[0], 100 + seqs.back());
+    EXPECT_EQ(std::get<BlockRemoved>(b->events[0]).block_hashes[0], 100 + seqs.back());
   }
   // Five batches sent, three kept: 2, 3, 4 (all >= 1).
   EXPECT_EQ(seqs, (std::vector<uint64_t>{2, 3, 4}));
@@ -426,7 +439,7 @@ TEST(KvEventSubscriber, DeliversDecodedBatchesAndDetectsGaps) {
   ASSERT_TRUE(sub.ok()) << sub.status();
   auto send = [&](const std::string& topic, uint64_t seq, std::optional<int64_t> rank) {
     const std::string s = be64(seq);
-    const std::string p = encode_kv_event_batch(1.0, sample_events(), rank, "GPU");
+    const std::string p = encode_as_publisher(1.0, sample_events(), rank);
     zmq_send(pub, topic.data(), topic.size(), ZMQ_SNDMORE);
     zmq_send(pub, s.data(), 8, ZMQ_SNDMORE);
     zmq_send(pub, p.data(), p.size(), 0);
@@ -503,7 +516,7 @@ TEST(KvEventSubscriber, QueueDropsShowUpAsSequenceGaps) {
   const uint64_t s0 = p0.batches_queued + p0.batches_dropped;  // first burst seq
   constexpr int kSteps = 3000;
   for (int i = 0; i < kSteps; ++i) {
-    (*pub)->publish(BlockRemoved{{hash_of(i)}});
+    (*pub)->publish(BlockRemoved{{hash_of(i)}, std::nullopt});
     (*pub)->end_step();
   }
   auto drained = [&] {
@@ -556,7 +569,7 @@ TEST(ZmqKvEventPublisher, ConnectsToACentralCollector) {
   ASSERT_NE(*pub, nullptr);
   EXPECT_EQ((*pub)->endpoint(), collector);
   for (int i = 0; i < 200 && !inbox.wait_for(1, 25); ++i) {
-    (*pub)->publish(BlockRemoved{{hash_of(1)}});
+    (*pub)->publish(BlockRemoved{{hash_of(1)}, std::nullopt});
     (*pub)->end_step();
   }
   ASSERT_TRUE(inbox.wait_for(1));
@@ -579,4 +592,4 @@ TEST(ZmqKvEventPublisher, AddressInUseIsAnError) {
 }
 
 }  // namespace
-}  // namespace moeserve::engine
+}  // namespace moeserve::kv_events

@@ -1,4 +1,4 @@
-#include "engine/kv_event_publisher.h"
+#include "kv_events/kv_event_publisher.h"
 
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -9,18 +9,15 @@
 #include <charconv>
 #include <chrono>
 #include <climits>
-#include <msgpack.hpp>
-#include <type_traits>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/logging.h"
+#include "kv_events/kv_event_codec.h"
 #include "nlohmann/json.hpp"
 
-namespace moeserve::engine {
+namespace moeserve::kv_events {
 namespace {
-
-using Packer = msgpack::packer<msgpack::sbuffer>;
 
 // absl::string_view is not std::string_view in this build.
 absl::string_view av(std::string_view s) {
@@ -32,57 +29,6 @@ constexpr int64_t kMaxQueueSize = int64_t{1} << 24;
 
 std::string zmq_error(std::string_view what) {
   return absl::StrCat(av(what), ": ", zmq_strerror(zmq_errno()));
-}
-
-void pack_str(Packer& pk, std::string_view s) {
-  pk.pack_str(static_cast<uint32_t>(s.size()));
-  pk.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
-}
-
-void pack_hashes(Packer& pk, const std::vector<BlockHash>& hashes) {
-  pk.pack_array(static_cast<uint32_t>(hashes.size()));
-  for (const BlockHash& h : hashes) pk.pack_fix_uint64(h.to_u64());
-}
-
-void pack_event(Packer& pk, const KVCacheEvent& event, std::string_view medium) {
-  std::visit(
-      [&](const auto& e) {
-        using T = std::decay_t<decltype(e)>;
-        if constexpr (std::is_same_v<T, BlockStored>) {
-          pk.pack_array(7);
-          pack_str(pk, "BlockStored");
-          pack_hashes(pk, e.block_hashes);
-          if (e.parent_block_hash.has_value()) {
-            pk.pack_fix_uint64(e.parent_block_hash->to_u64());
-          } else {
-            pk.pack_nil();
-          }
-          pk.pack_array(static_cast<uint32_t>(e.token_ids.size()));
-          for (int32_t t : e.token_ids) pk.pack_int32(t);
-          pk.pack_int32(e.block_size);
-          pk.pack_nil();  // lora_id
-          pack_str(pk, medium);
-        } else if constexpr (std::is_same_v<T, BlockRemoved>) {
-          pk.pack_array(3);
-          pack_str(pk, "BlockRemoved");
-          pack_hashes(pk, e.block_hashes);
-          pack_str(pk, medium);
-        } else {
-          static_assert(std::is_same_v<T, AllBlocksCleared>);
-          pk.pack_array(1);
-          pack_str(pk, "AllBlocksCleared");
-        }
-      },
-      event);
-}
-
-std::string big_endian_u64(uint64_t v) {
-  std::string out(8, '\0');
-  for (int i = 7; i >= 0; --i) {
-    out[i] = static_cast<char>(v & 0xff);
-    v >>= 8;
-  }
-  return out;
 }
 
 void wake(int fd) {
@@ -213,23 +159,6 @@ bool endpoint_binds(std::string_view endpoint) {
          endpoint.starts_with("inproc://");
 }
 
-std::string encode_kv_event_batch(double ts, std::span<const KVCacheEvent> events,
-                                  std::optional<int64_t> data_parallel_rank,
-                                  std::string_view medium) {
-  msgpack::sbuffer buf;
-  Packer pk(buf);
-  pk.pack_array(3);
-  pk.pack_double(ts);
-  pk.pack_array(static_cast<uint32_t>(events.size()));
-  for (const KVCacheEvent& e : events) pack_event(pk, e, medium);
-  if (data_parallel_rank.has_value()) {
-    pk.pack_int64(*data_parallel_rank);
-  } else {
-    pk.pack_nil();
-  }
-  return std::string(buf.data(), buf.size());
-}
-
 StatusOr<std::unique_ptr<ZmqKvEventPublisher>> ZmqKvEventPublisher::create(
     const KvEventsConfig& config, Options options) {
   if (!config.enabled()) {
@@ -304,7 +233,7 @@ void ZmqKvEventPublisher::close_sockets() {
   wake_fd_ = -1;
 }
 
-void ZmqKvEventPublisher::publish(KVCacheEvent event) {
+void ZmqKvEventPublisher::publish(KvCacheEvent event) {
   pending_.push_back(std::move(event));
 }
 
@@ -369,9 +298,19 @@ void ZmqKvEventPublisher::run() {
 }
 
 void ZmqKvEventPublisher::send_batch(Batch& batch) {
-  std::string payload =
-      encode_kv_event_batch(batch.ts, batch.events, options_.data_parallel_rank, options_.medium);
-  const std::string seq = big_endian_u64(batch.seq);
+  KvEventBatch wire;
+  wire.ts = batch.ts;
+  wire.events = std::move(batch.events);
+  wire.data_parallel_rank = options_.data_parallel_rank;
+  for (KvCacheEvent& e : wire.events) {
+    if (auto* s = std::get_if<BlockStored>(&e); s != nullptr && !s->medium) {
+      s->medium = options_.medium;
+    } else if (auto* r = std::get_if<BlockRemoved>(&e); r != nullptr && !r->medium) {
+      r->medium = options_.medium;
+    }
+  }
+  std::string payload = encode_kv_event_batch(wire);
+  const std::string seq = encode_kv_event_seq(batch.seq);
   if (send_multipart(pub_, {config_.topic, seq, payload})) {
     sent_.fetch_add(1, std::memory_order_relaxed);
   } else {
@@ -419,9 +358,9 @@ void ZmqKvEventPublisher::serve_replay() {
     const std::string& client = frames[0];
     for (const auto& [seq, payload] : history_) {
       if (seq < start) continue;
-      send_multipart(replay_, {client, "", big_endian_u64(seq), payload});
+      send_multipart(replay_, {client, "", encode_kv_event_seq(seq), payload});
     }
-    send_multipart(replay_, {client, "", big_endian_u64(~uint64_t{0}), ""});
+    send_multipart(replay_, {client, "", encode_kv_event_seq(~uint64_t{0}), ""});
   }
 }
 
@@ -437,4 +376,4 @@ StatusOr<std::unique_ptr<ZmqKvEventPublisher>> make_kv_event_publisher(
   return ZmqKvEventPublisher::create(config, options);
 }
 
-}  // namespace moeserve::engine
+}  // namespace moeserve::kv_events

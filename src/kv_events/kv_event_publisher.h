@@ -16,28 +16,16 @@
 // wildcard port ("tcp://127.0.0.1:*", tests) is kept as is. With replay_endpoint a ROUTER
 // socket answers replay requests from the last buffer_steps batches (below).
 //
-// Wire format. Each batch is one multipart message of three frames:
-//   [topic bytes, sequence number as 8-byte big-endian uint64, msgpack payload]
-// Sequence numbers start at 0 and grow by one per batch, including batches dropped because
-// the send queue was full, so a subscriber sees a gap exactly when it lost information.
-// The payload is vLLM's KVEventBatch as msgspec encodes it with `array_like=True` (every struct
-// is a msgpack array of its fields in declaration order; tagged-union members carry their
-// tag string first):
-//   batch            = [ts: float64 (Unix seconds), events: array, data_parallel_rank: int]
-//   BlockStored      = ["BlockStored", block_hashes: [uint64...], parent_block_hash: uint64|nil,
-//                       token_ids: [int...], block_size: int, lora_id: nil, medium: str]
-//   BlockRemoved     = ["BlockRemoved", block_hashes: [uint64...], medium: str]
-//   AllBlocksCleared = ["AllBlocksCleared"]
-// Block hashes are the integer form (vLLM's VLLM_KV_EVENTS_USE_INT_BLOCK_HASHES: the low 64
-// bits of the big-endian digest, BlockHash::to_u64()) and are always written as msgpack uint64
-// (0xcf + 8 bytes), never shortened: msgspec reads any int width, and Go's msgpack decoder in
-// llm-d-kv-cache only accepts hashes that decode to uint64/int64. medium is "GPU" (vLLM's name
-// for the engine's primary KV cache; llm-d maps it to its top "gpu" tier) unless configured.
-// Why array_like: that is the layout llm-d-kv-cache decodes (EventBatch and BlockStored are
-// `msgpack:",array"` structs there, each event a [tag, fields...] tagged union). Compatibility
-// risk: current upstream vLLM no longer sets array_like=True, i.e. it sends msgpack *maps*
-// keyed by field name (events with a "type" tag field); a consumer built for that form would
-// not read these messages. engine/kv_event_decoder.h reads both forms.
+// Wire format (kv_event_codec.h): each batch is one multipart message of three frames,
+//   [topic bytes, sequence number as 8-byte big-endian uint64, msgpack payload],
+// the payload in the array encoding. Sequence numbers start at 0 and grow by one per batch,
+// including batches dropped because the send queue was full, so a subscriber sees a gap exactly
+// when it lost information. Events without a medium get the publisher's (Options::medium, "GPU"
+// by default: vLLM's name for the engine's primary KV cache; llm-d maps it to its top "gpu"
+// tier). Why the array encoding: that is the layout llm-d-kv-cache decodes. Compatibility risk:
+// current upstream vLLM no longer sets array_like=True, i.e. it sends msgpack *maps* keyed by
+// field name; a consumer built only for that form would not read these messages.
+// kv_event_codec.h reads both forms.
 //
 // Replay (vLLM protocol): a DEALER sends [b"", start_seq as 8-byte big-endian]; the ROUTER
 // answers each buffered batch with seq >= start_seq as [b"", seq (8 bytes), payload], then the
@@ -56,16 +44,15 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <span>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
 
 #include "core/status.h"
-#include "engine/kv_events.h"
+#include "kv_events/kv_event.h"
 
-namespace moeserve::engine {
+namespace moeserve::kv_events {
 
 // vLLM's KVEventsConfig.
 struct KvEventsConfig {
@@ -90,11 +77,6 @@ StatusOr<std::string> offset_endpoint_port(std::string_view endpoint, int dp_ran
 // Whether the publisher binds (true) or connects (false) to `endpoint`.
 bool endpoint_binds(std::string_view endpoint);
 
-// The msgpack payload of one batch (layout in the file comment). Pure; any thread.
-std::string encode_kv_event_batch(double ts, std::span<const KVCacheEvent> events,
-                                  std::optional<int64_t> data_parallel_rank,
-                                  std::string_view medium);
-
 struct KvEventPublisherStats {
   uint64_t batches_queued = 0;   // accepted by end_step()
   uint64_t batches_dropped = 0;  // queue full
@@ -103,7 +85,7 @@ struct KvEventPublisherStats {
   uint64_t replay_requests = 0;
 };
 
-class ZmqKvEventPublisher final : public KVEventSink {
+class ZmqKvEventPublisher final : public KvEventSink {
  public:
   struct Options {
     int data_parallel_rank = 0;
@@ -121,7 +103,7 @@ class ZmqKvEventPublisher final : public KVEventSink {
   ZmqKvEventPublisher& operator=(const ZmqKvEventPublisher&) = delete;
 
   // Engine-loop thread.
-  void publish(KVCacheEvent event) override;
+  void publish(KvCacheEvent event) override;
   void end_step() override;
 
   // The endpoint the PUB socket actually uses (a bound wildcard port resolved), and the replay
@@ -135,7 +117,7 @@ class ZmqKvEventPublisher final : public KVEventSink {
   struct Batch {
     uint64_t seq = 0;
     double ts = 0.0;
-    std::vector<KVCacheEvent> events;
+    std::vector<KvCacheEvent> events;
   };
   ZmqKvEventPublisher() = default;
   void run();
@@ -154,7 +136,7 @@ class ZmqKvEventPublisher final : public KVEventSink {
   int wake_fd_ = -1;        // eventfd: end_step() and the destructor wake the sender thread
 
   // Engine-loop thread only.
-  std::vector<KVCacheEvent> pending_;
+  std::vector<KvCacheEvent> pending_;
   uint64_t next_seq_ = 0;
 
   // Sender thread only: (seq, payload) of the last buffer_steps batches.
@@ -173,4 +155,4 @@ class ZmqKvEventPublisher final : public KVEventSink {
 StatusOr<std::unique_ptr<ZmqKvEventPublisher>> make_kv_event_publisher(
     std::string_view kv_events_config_json, int dp_rank);
 
-}  // namespace moeserve::engine
+}  // namespace moeserve::kv_events

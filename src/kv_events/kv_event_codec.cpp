@@ -1,9 +1,10 @@
-#include "kv_events/kv_event_decoder.h"
+#include "kv_events/kv_event_codec.h"
 
 #include <exception>
 #include <functional>
 #include <limits>
 #include <msgpack.hpp>
+#include <type_traits>
 
 #include "absl/strings/str_cat.h"
 
@@ -112,8 +113,8 @@ StatusOr<std::vector<int32_t>> read_tokens(const object* o) {
 // A struct's field by position (array_like) or by name (map encoding); null when absent.
 using FieldFn = std::function<const object*(uint32_t index, std::string_view name)>;
 
-StatusOr<DecodedBlockStored> read_block_stored(const FieldFn& f) {
-  DecodedBlockStored e;
+StatusOr<BlockStored> read_block_stored(const FieldFn& f) {
+  BlockStored e;
   MS_ASSIGN_OR_RETURN(e.block_hashes, read_hashes(f(0, "block_hashes")));
   const object* parent = f(1, "parent_block_hash");
   if (parent != nullptr && parent->type != type::NIL) {
@@ -129,15 +130,15 @@ StatusOr<DecodedBlockStored> read_block_stored(const FieldFn& f) {
   return e;
 }
 
-StatusOr<DecodedBlockRemoved> read_block_removed(const FieldFn& f) {
-  DecodedBlockRemoved e;
+StatusOr<BlockRemoved> read_block_removed(const FieldFn& f) {
+  BlockRemoved e;
   MS_ASSIGN_OR_RETURN(e.block_hashes, read_hashes(f(0, "block_hashes")));
   MS_ASSIGN_OR_RETURN(e.medium, read_opt_str(f(1, "medium"), "medium"));
   return e;
 }
 
 // Appends the event to `out`; unknown tags only count.
-Status read_event(const object& o, DecodedKvEventBatch* out) {
+Status read_event(const object& o, KvEventBatch* out) {
   std::string_view tag;
   FieldFn fields;
   if (o.type == type::ARRAY) {
@@ -157,20 +158,20 @@ Status read_event(const object& o, DecodedKvEventBatch* out) {
     return bad("an event is neither an array nor a map");
   }
   if (tag == "BlockStored") {
-    MS_ASSIGN_OR_RETURN(DecodedBlockStored e, read_block_stored(fields));
+    MS_ASSIGN_OR_RETURN(BlockStored e, read_block_stored(fields));
     out->events.emplace_back(std::move(e));
   } else if (tag == "BlockRemoved") {
-    MS_ASSIGN_OR_RETURN(DecodedBlockRemoved e, read_block_removed(fields));
+    MS_ASSIGN_OR_RETURN(BlockRemoved e, read_block_removed(fields));
     out->events.emplace_back(std::move(e));
   } else if (tag == "AllBlocksCleared") {
-    out->events.emplace_back(DecodedAllBlocksCleared{});
+    out->events.emplace_back(AllBlocksCleared{});
   } else {
     out->skipped_events++;
   }
   return absl::OkStatus();
 }
 
-StatusOr<DecodedKvEventBatch> read_batch(const object& root) {
+StatusOr<KvEventBatch> read_batch(const object& root) {
   const object* ts = nullptr;
   const object* events = nullptr;
   const object* rank = nullptr;
@@ -187,7 +188,7 @@ StatusOr<DecodedKvEventBatch> read_batch(const object& root) {
   } else {
     return bad("the payload is neither an array nor a map");
   }
-  DecodedKvEventBatch b;
+  KvEventBatch b;
   if (ts == nullptr) return bad("no ts");
   switch (ts->type) {
     case type::FLOAT32:
@@ -212,7 +213,130 @@ StatusOr<DecodedKvEventBatch> read_batch(const object& root) {
   return b;
 }
 
+// ---------------------------------------------------------------- encoding
+
+using Packer = msgpack::packer<msgpack::sbuffer>;
+
+void pack_str(Packer& pk, std::string_view s) {
+  pk.pack_str(static_cast<uint32_t>(s.size()));
+  pk.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
+}
+
+void pack_opt_str(Packer& pk, const std::optional<std::string>& s) {
+  if (s.has_value()) {
+    pack_str(pk, *s);
+  } else {
+    pk.pack_nil();
+  }
+}
+
+void pack_opt_int(Packer& pk, const std::optional<int64_t>& v) {
+  if (v.has_value()) {
+    pk.pack_int64(*v);
+  } else {
+    pk.pack_nil();
+  }
+}
+
+void pack_hashes(Packer& pk, const std::vector<uint64_t>& hashes) {
+  pk.pack_array(static_cast<uint32_t>(hashes.size()));
+  for (uint64_t h : hashes) pk.pack_fix_uint64(h);
+}
+
+void pack_parent(Packer& pk, const std::optional<uint64_t>& parent) {
+  if (parent.has_value()) {
+    pk.pack_fix_uint64(*parent);
+  } else {
+    pk.pack_nil();
+  }
+}
+
+void pack_tokens(Packer& pk, const std::vector<int32_t>& token_ids) {
+  pk.pack_array(static_cast<uint32_t>(token_ids.size()));
+  for (int32_t t : token_ids) pk.pack_int32(t);
+}
+
+// Writes a struct's header and then each field, keyed by name in the map encoding.
+class StructWriter {
+ public:
+  StructWriter(Packer& pk, KvEventEncoding encoding)
+      : pk_(pk), map_(encoding == KvEventEncoding::kMap) {}
+  // A tagged-union member: the tag is the first element (array) or the "type" field (map).
+  void begin(std::string_view tag, uint32_t num_fields) {
+    if (map_) {
+      pk_.pack_map(num_fields + 1);
+      pack_str(pk_, "type");
+    } else {
+      pk_.pack_array(num_fields + 1);
+    }
+    pack_str(pk_, tag);
+  }
+  void begin_untagged(uint32_t num_fields) {
+    if (map_) {
+      pk_.pack_map(num_fields);
+    } else {
+      pk_.pack_array(num_fields);
+    }
+  }
+  // The field's name (map encoding only); the caller then packs its value.
+  Packer& field(std::string_view name) {
+    if (map_) pack_str(pk_, name);
+    return pk_;
+  }
+
+ private:
+  Packer& pk_;
+  bool map_;
+};
+
+void pack_event(Packer& pk, KvEventEncoding encoding, const KvCacheEvent& event) {
+  StructWriter w(pk, encoding);
+  std::visit(
+      [&](const auto& e) {
+        using T = std::decay_t<decltype(e)>;
+        if constexpr (std::is_same_v<T, BlockStored>) {
+          w.begin("BlockStored", e.lora_name.has_value() ? 7 : 6);
+          pack_hashes(w.field("block_hashes"), e.block_hashes);
+          pack_parent(w.field("parent_block_hash"), e.parent_block_hash);
+          pack_tokens(w.field("token_ids"), e.token_ids);
+          w.field("block_size").pack_int64(e.block_size);
+          pack_opt_int(w.field("lora_id"), e.lora_id);
+          pack_opt_str(w.field("medium"), e.medium);
+          if (e.lora_name.has_value()) pack_str(w.field("lora_name"), *e.lora_name);
+        } else if constexpr (std::is_same_v<T, BlockRemoved>) {
+          w.begin("BlockRemoved", 2);
+          pack_hashes(w.field("block_hashes"), e.block_hashes);
+          pack_opt_str(w.field("medium"), e.medium);
+        } else {
+          static_assert(std::is_same_v<T, AllBlocksCleared>);
+          w.begin("AllBlocksCleared", 0);
+        }
+      },
+      event);
+}
+
 }  // namespace
+
+std::string encode_kv_event_batch(const KvEventBatch& batch, KvEventEncoding encoding) {
+  msgpack::sbuffer buf;
+  Packer pk(buf);
+  StructWriter w(pk, encoding);
+  w.begin_untagged(3);
+  w.field("ts").pack_double(batch.ts);
+  w.field("events").pack_array(static_cast<uint32_t>(batch.events.size()));
+  for (const KvCacheEvent& e : batch.events) pack_event(pk, encoding, e);
+  pack_opt_int(w.field("data_parallel_rank"), batch.data_parallel_rank);
+  return std::string(buf.data(), buf.size());
+}
+
+std::string encode_kv_event_seq(uint64_t seq) {
+  std::string out(8, '\0');
+  for (int i = 7; i >= 0; --i) {
+    out[i] = static_cast<char>(seq & 0xff);
+    seq >>= 8;
+  }
+  return out;
+}
 
 StatusOr<KvTopic> parse_kv_topic(std::string_view topic) {
   const size_t a = topic.find('@');
@@ -224,7 +348,7 @@ StatusOr<KvTopic> parse_kv_topic(std::string_view topic) {
   return KvTopic{std::string(topic.substr(a + 1, b - a - 1)), std::string(topic.substr(b + 1))};
 }
 
-StatusOr<DecodedKvEventBatch> decode_kv_event_payload(std::string_view payload) {
+StatusOr<KvEventBatch> decode_kv_event_payload(std::string_view payload) {
   // Every msgpack element takes at least one byte, so no count may exceed the payload size;
   // the limits keep a hostile header from asking for a huge allocation.
   const size_t n = payload.size();
