@@ -10,7 +10,7 @@
 #include <random>
 #include <set>
 
-#include "../model/tiny_model.h"
+#include "../gen/tiny_model.h"
 #include "engine/llm_engine.h"
 #include "gtest/gtest.h"
 #include "kv_events/kv_event_publisher.h"
