@@ -5,7 +5,7 @@
 #include "CLI/CLI.hpp"
 #include "cli/commands.h"
 #include "core/logging.h"
-#include "model/gen_model.h"
+#include "gen/gen_model.h"
 
 namespace moeserve {
 

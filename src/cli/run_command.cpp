@@ -4,16 +4,16 @@
 #include <iostream>
 #include <optional>
 
-#include "CLI/CLI.hpp"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "CLI/CLI.hpp"
 #include "cli/commands.h"
 #include "cli/offline_generator.h"
 #include "core/logging.h"
 #include "core/progress.h"
-#include "model/incremental_decoder.h"
-#include "model/tokenizer.h"
 #include "nlohmann/json.hpp"
+#include "tokenizer/incremental_decoder.h"
+#include "tokenizer/tokenizer.h"
 
 namespace moeserve {
 namespace {

@@ -45,16 +45,16 @@ KVCacheBlock* BlockPool::get_cached_block(const BlockHash& hash) const {
 std::optional<std::vector<KVCacheBlock*>> BlockPool::get_new_blocks(int32_t n) {
   if (n < 0 || n > get_num_free_blocks()) return std::nullopt;
   std::vector<KVCacheBlock*> out = free_queue_.popleft_n(n);
-  std::vector<BlockHash> evicted;
+  std::vector<uint64_t> evicted;
   for (KVCacheBlock* b : out) {
     MS_CHECK(b->ref_cnt == 0);
     if (enable_caching_) {
       std::optional<BlockHash> hash = b->block_hash;
-      if (maybe_evict_cached_block(b)) evicted.push_back(std::move(*hash));
+      if (maybe_evict_cached_block(b)) evicted.push_back(hash->to_u64());
     }
     b->ref_cnt++;
   }
-  if (!evicted.empty()) publish(BlockRemoved{std::move(evicted)});
+  if (!evicted.empty()) publish(BlockRemoved{std::move(evicted), std::nullopt});
   return out;
 }
 
@@ -95,14 +95,16 @@ void BlockPool::cache_full_blocks(std::span<KVCacheBlock* const> blocks,
   MS_CHECK(static_cast<size_t>(num_full_blocks) <= block_hashes.size());
   BlockStored stored;
   stored.block_size = block_size;
-  if (num_cached_blocks > 0) stored.parent_block_hash = block_hashes[num_cached_blocks - 1];
+  if (num_cached_blocks > 0) {
+    stored.parent_block_hash = block_hashes[num_cached_blocks - 1].to_u64();
+  }
   for (int32_t i = num_cached_blocks; i < num_full_blocks; ++i) {
     KVCacheBlock* b = blocks[i];
     if (b->is_null) continue;
     MS_CHECK(!b->block_hash.has_value());
     b->block_hash = block_hashes[i];
     cached_[block_hashes[i]][b->block_id] = b;
-    stored.block_hashes.push_back(block_hashes[i]);
+    stored.block_hashes.push_back(block_hashes[i].to_u64());
   }
   const size_t begin = static_cast<size_t>(num_cached_blocks) * block_size;
   const size_t end =

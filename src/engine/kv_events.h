@@ -1,52 +1,28 @@
-// KV-cache events (vLLM's vllm/distributed/kv_events.py): what the prefix cache gained or
-// lost, so that a router can keep a precise prefix index. The BlockPool reports them to
-// a KVEventSink; a ZMQ/msgpack publisher is one such sink, KVEventBuffer another.
+// The engine's side of KV-cache events: the BlockPool reports what the prefix cache gained or
+// lost to a KVEventSink. The events and the sink interface are kv_events/kv_event.h (one set of
+// structs for the engine, the wire format and the router); the ZMQ publisher is
+// kv_events/kv_event_publisher.h, and KVEventBuffer below another sink.
+//
+// Hashes: the BlockPool reports BlockHash::to_u64() of each block hash (vLLM's integer form).
 //
 // Thread-safety: sinks are called on the engine-loop thread that mutates the BlockPool.
 // KVEventBuffer is not synchronised; drain it on that thread.
 //
-// Batching: the engine calls end_step() once after every engine-loop iteration, so a sink
-// that ships events in batches (vLLM's KVEventBatch per scheduler step) knows where a step
-// ends. Sinks that keep events one by one ignore it.
+// Batching: the engine calls end_step() once after every engine-loop iteration.
 #pragma once
 
-#include <cstdint>
-#include <optional>
 #include <utility>
-#include <variant>
 #include <vector>
 
-#include "engine/block_hash.h"
+#include "kv_events/kv_event.h"
 
 namespace moeserve::engine {
 
-// New full blocks entered the prefix cache. `token_ids` covers all of them in order
-// (block_hashes.size() * block_size ids); `parent_block_hash` is the hash of the block
-// before the first one, nullopt for a prompt's first block.
-struct BlockStored {
-  std::vector<BlockHash> block_hashes;
-  std::optional<BlockHash> parent_block_hash;
-  std::vector<int32_t> token_ids;
-  int32_t block_size = 0;
-};
-
-// Blocks were evicted from the prefix cache.
-struct BlockRemoved {
-  std::vector<BlockHash> block_hashes;
-};
-
-// The whole prefix cache was reset.
-struct AllBlocksCleared {};
-
-using KVCacheEvent = std::variant<BlockStored, BlockRemoved, AllBlocksCleared>;
-
-class KVEventSink {
- public:
-  virtual ~KVEventSink() = default;
-  virtual void publish(KVCacheEvent event) = 0;
-  // The engine step that produced the events published since the last call is over.
-  virtual void end_step() {}
-};
+using kv_events::AllBlocksCleared;
+using kv_events::BlockRemoved;
+using kv_events::BlockStored;
+using KVCacheEvent = kv_events::KvCacheEvent;
+using KVEventSink = kv_events::KvEventSink;
 
 // Collects events until taken (vLLM's BlockPool.take_events()).
 class KVEventBuffer final : public KVEventSink {

@@ -7,7 +7,7 @@
 #include "engine/model_runner.h"
 #include "engine/stop_checker.h"
 #include "model/deepseek.h"
-#include "model/incremental_decoder.h"
+#include "tokenizer/incremental_decoder.h"
 
 namespace moeserve::engine {
 

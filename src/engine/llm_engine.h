@@ -27,7 +27,7 @@
 #include "engine/sampler.h"
 #include "engine/scheduler.h"
 #include "model/config.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace moeserve {
 class DeepseekModel;

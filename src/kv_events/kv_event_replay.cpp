@@ -100,7 +100,7 @@ StatusOr<std::vector<ReplayedBatch>> request_replay(const std::string& replay_en
     const uint64_t seq = read_u64(frames[1]);
     if (seq == std::numeric_limits<uint64_t>::max()) break;  // end marker
     if (seq < start_seq || seq >= end_seq) continue;
-    MS_ASSIGN_OR_RETURN(DecodedKvEventBatch batch, decode_kv_event_payload(frames[2]));
+    MS_ASSIGN_OR_RETURN(KvEventBatch batch, decode_kv_event_payload(frames[2]));
     out.push_back(ReplayedBatch{seq, std::move(batch)});
   }
   return out;

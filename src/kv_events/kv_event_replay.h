@@ -13,13 +13,13 @@
 #include <vector>
 
 #include "core/status.h"
-#include "kv_events/kv_event_decoder.h"
+#include "kv_events/kv_event_codec.h"
 
 namespace moeserve::kv_events {
 
 struct ReplayedBatch {
   uint64_t seq = 0;
-  DecodedKvEventBatch batch;
+  KvEventBatch batch;
 };
 
 // Asks `replay_endpoint` for the batches with start_seq <= seq < end_seq, in order. Batches the

@@ -1,6 +1,6 @@
 // A ZMQ SUB client for vLLM-format KV-cache events (llm-d-kv-cache's zmq_subscriber, in C++):
 // subscribes with a topic prefix (default "kv@"), decodes every message with
-// kv_events/kv_event_decoder.h on a background thread and hands it to a callback, with sequence
+// kv_events/kv_event_codec.h on a background thread and hands it to a callback, with sequence
 // gap detection per publisher stream.
 //
 // Endpoints follow the publisher's rule: one containing '*' is bound (a central collector,
@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "core/status.h"
-#include "kv_events/kv_event_decoder.h"
+#include "kv_events/kv_event_codec.h"
 
 namespace moeserve::kv_events {
 

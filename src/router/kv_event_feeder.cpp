@@ -27,8 +27,8 @@ std::string zmq_address(const std::string& endpoint, int port) {
 
 }  // namespace
 
-KvEvent to_index_event(const kv_events::DecodedKvEvent& event) {
-  if (const auto* s = std::get_if<kv_events::DecodedBlockStored>(&event)) {
+KvEvent to_index_event(const kv_events::KvCacheEvent& event) {
+  if (const auto* s = std::get_if<kv_events::BlockStored>(&event)) {
     BlockStored out;
     out.block_hashes = s->block_hashes;
     out.parent_block_hash = s->parent_block_hash;
@@ -39,7 +39,7 @@ KvEvent to_index_event(const kv_events::DecodedKvEvent& event) {
     out.tier = tier_of(s->medium);
     return out;
   }
-  if (const auto* r = std::get_if<kv_events::DecodedBlockRemoved>(&event)) {
+  if (const auto* r = std::get_if<kv_events::BlockRemoved>(&event)) {
     return BlockRemoved{r->block_hashes, tier_of(r->medium)};
   }
   return AllBlocksCleared{};
@@ -232,7 +232,7 @@ void KvEventFeeder::initial_replay(const std::string& endpoint, const std::strin
 }
 
 void KvEventFeeder::apply_batch(const std::string& endpoint, const std::string& model,
-                                const kv_events::DecodedKvEventBatch& batch) {
+                                const kv_events::KvEventBatch& batch) {
   for (const auto& ev : batch.events) index_->apply(endpoint, model, to_index_event(ev));
   events_.fetch_add(batch.events.size(), std::memory_order_relaxed);
 }

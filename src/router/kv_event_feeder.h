@@ -57,7 +57,7 @@ struct KvEventFeederStats {
 };
 
 // Converts decoded events to the index's form (medium "CPU" -> cpu tier, anything else gpu).
-KvEvent to_index_event(const kv_events::DecodedKvEvent& event);
+KvEvent to_index_event(const kv_events::KvCacheEvent& event);
 
 class KvEventFeeder final {
  public:
@@ -104,7 +104,7 @@ class KvEventFeeder final {
   void initial_replay(const std::string& endpoint, const std::string& replay,
                       const std::string& model, SourceSync& sync);
   void apply_batch(const std::string& endpoint, const std::string& model,
-                   const kv_events::DecodedKvEventBatch& batch);
+                   const kv_events::KvEventBatch& batch);
   void reconcile();
   void poll_loop(std::chrono::milliseconds every);
 

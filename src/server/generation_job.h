@@ -15,10 +15,10 @@
 #include "engine/llm_engine.h"
 #include "engine/sampling_params.h"
 #include "model/config.h"  // before llm_engine.h, which uses ModelConfig
-#include "model/tokenizer.h"
 #include "server/api_error.h"
 #include "server/http_server.h"
 #include "server/server_metrics.h"
+#include "tokenizer/tokenizer.h"
 
 namespace moeserve::server {
 

@@ -15,15 +15,15 @@
 #include <string>
 #include <vector>
 
+#include "chat_template/chat_template.h"
 #include "engine/llm_engine.h"
 #include "engine/sampling_params.h"
-#include "model/chat_template.h"
 #include "model/config.h"  // before llm_engine.h, which uses ModelConfig
-#include "model/tokenizer.h"
 #include "server/generation_job.h"
 #include "server/http_server.h"
 #include "server/protocol.h"
 #include "server/server_metrics.h"
+#include "tokenizer/tokenizer.h"
 
 namespace moeserve::server {
 

@@ -15,8 +15,8 @@
 
 #include "engine/llm_engine.h"
 #include "model/config.h"  // before llm_engine.h, which uses ModelConfig
-#include "model/tokenizer.h"
 #include "server/protocol.h"
+#include "tokenizer/tokenizer.h"
 
 namespace moeserve::server {
 

@@ -12,7 +12,7 @@
 #include "engine/block_hash.h"
 #include "model/deepseek.h"
 #include "model/latent_cache.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace moeserve::server {
 
@@ -88,7 +88,7 @@ StatusOr<std::unique_ptr<ServerApp>> ServerApp::start(const ServeOptions& o) {
   }
   ec.sampler_seed = o.seed;
   MS_ASSIGN_OR_RETURN(app->kv_events_,
-                      engine::make_kv_event_publisher(o.kv_events_config, dp_rank));
+                      kv_events::make_kv_event_publisher(o.kv_events_config, dp_rank));
   MS_ASSIGN_OR_RETURN(app->engine_, engine::LlmEngine::create(ec, std::move(model), tokenizer,
                                                               app->kv_events_.get()));
   const engine::EngineConfig& final_config = app->engine_->config();

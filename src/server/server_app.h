@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "core/status.h"
-#include "engine/kv_event_publisher.h"
+#include "kv_events/kv_event_publisher.h"
 #include "nlohmann/json.hpp"
 #include "server/http_server.h"
 #include "server/openai_service.h"
@@ -76,7 +76,7 @@ class ServerApp {
  private:
   ServerApp() = default;
   // Declared before the engine: the engine thread publishes into it until the engine is gone.
-  std::unique_ptr<engine::ZmqKvEventPublisher> kv_events_;
+  std::unique_ptr<kv_events::ZmqKvEventPublisher> kv_events_;
   std::unique_ptr<engine::LlmEngine> engine_;
   std::unique_ptr<ServerMetrics> metrics_;
   std::unique_ptr<OpenAiService> service_;

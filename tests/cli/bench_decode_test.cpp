@@ -9,8 +9,8 @@
 #include "absl/strings/str_cat.h"
 #include "cli/commands.h"
 #include "cli/model_cost.h"
+#include "gen/gen_model.h"
 #include "gtest/gtest.h"
-#include "model/gen_model.h"
 #include "nlohmann/json.hpp"
 
 namespace moeserve {

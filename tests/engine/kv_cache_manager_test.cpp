@@ -227,7 +227,8 @@ TEST(KVCacheManagerTest, EventsReportStoredRemovedAndCleared) {
   auto ev = events.take_events();
   ASSERT_EQ(ev.size(), 1u);
   const auto& stored = std::get<BlockStored>(ev[0]);
-  EXPECT_EQ(stored.block_hashes, (std::vector<BlockHash>{a->block_hashes[0], a->block_hashes[1]}));
+  EXPECT_EQ(stored.block_hashes, (std::vector<uint64_t>{a->block_hashes[0].to_u64(),
+                                                        a->block_hashes[1].to_u64()}));
   EXPECT_FALSE(stored.parent_block_hash.has_value());
   EXPECT_EQ(stored.token_ids, iota_tokens(8));
   EXPECT_EQ(stored.block_size, kBlockSize);
@@ -241,7 +242,7 @@ TEST(KVCacheManagerTest, EventsReportStoredRemovedAndCleared) {
   ev = events.take_events();
   ASSERT_EQ(ev.size(), 1u);
   const auto& stored2 = std::get<BlockStored>(ev[0]);
-  EXPECT_EQ(stored2.parent_block_hash, a->block_hashes[1]);
+  EXPECT_EQ(stored2.parent_block_hash, a->block_hashes[1].to_u64());
   EXPECT_EQ(stored2.token_ids, (std::vector<int32_t>{8, 200, 201, 202}));
 
   m.free(*a);
@@ -250,7 +251,8 @@ TEST(KVCacheManagerTest, EventsReportStoredRemovedAndCleared) {
   ev = events.take_events();
   ASSERT_GE(ev.size(), 1u);
   const auto& removed = std::get<BlockRemoved>(ev[0]);
-  EXPECT_EQ(removed.block_hashes, (std::vector<BlockHash>{a->block_hashes[2], a->block_hashes[1]}));
+  EXPECT_EQ(removed.block_hashes, (std::vector<uint64_t>{a->block_hashes[2].to_u64(),
+                                                         a->block_hashes[1].to_u64()}));
   m.free(*b);
   EXPECT_TRUE(m.reset_prefix_cache());
   ev = events.take_events();

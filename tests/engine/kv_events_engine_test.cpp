@@ -10,12 +10,12 @@
 #include <random>
 #include <set>
 
-#include "engine/kv_event_publisher.h"
+#include "../gen/tiny_model.h"
 #include "engine/llm_engine.h"
 #include "gtest/gtest.h"
+#include "kv_events/kv_event_publisher.h"
 #include "kv_events/kv_event_subscriber.h"
 #include "model/deepseek.h"
-#include "../model/tiny_model.h"
 
 namespace moeserve::engine {
 namespace {
@@ -162,19 +162,19 @@ TEST(KvEventsEngine, PublishesChainedStoresAndLruEvictions) {
     EXPECT_EQ(inbox.got[i].message.batch.data_parallel_rank, 0);
   }
   // Replay the event stream into an index and check it against the requests.
-  std::vector<DecodedBlockStored> stores;
+  std::vector<BlockStored> stores;
   std::vector<std::vector<uint64_t>> removals;
   std::set<uint64_t> live;
   for (size_t i = first; i < inbox.got.size(); ++i) {
-    for (const DecodedKvEvent& ev : inbox.got[i].message.batch.events) {
-      if (const auto* s = std::get_if<DecodedBlockStored>(&ev)) {
+    for (const KVCacheEvent& ev : inbox.got[i].message.batch.events) {
+      if (const auto* s = std::get_if<BlockStored>(&ev)) {
         stores.push_back(*s);
         // A chain continues from a block the index holds, or starts a prompt.
         if (s->parent_block_hash) {
           EXPECT_TRUE(live.contains(*s->parent_block_hash));
         }
         for (uint64_t h : s->block_hashes) EXPECT_TRUE(live.insert(h).second);
-      } else if (const auto* r = std::get_if<DecodedBlockRemoved>(&ev)) {
+      } else if (const auto* r = std::get_if<BlockRemoved>(&ev)) {
         removals.push_back(r->block_hashes);
         for (uint64_t h : r->block_hashes) EXPECT_EQ(live.erase(h), 1u) << "unknown block";
         EXPECT_EQ(r->medium, "GPU");
@@ -186,7 +186,7 @@ TEST(KvEventsEngine, PublishesChainedStoresAndLruEvictions) {
   // Every request stored its two full prompt blocks, in order, with vLLM's hashes.
   std::vector<uint64_t> stored_hashes;
   std::vector<int32_t> stored_tokens;
-  for (const DecodedBlockStored& s : stores) {
+  for (const BlockStored& s : stores) {
     EXPECT_EQ(s.block_size, kBlock);
     EXPECT_EQ(s.medium, "GPU");
     EXPECT_FALSE(s.lora_id.has_value());

@@ -18,9 +18,9 @@
 #include "absl/strings/match.h"
 #include "core/parallel.h"
 #include "engine/llm_engine.h"
+#include "gen/gen_model.h"
 #include "gtest/gtest.h"
 #include "model/deepseek.h"
-#include "model/gen_model.h"
 
 namespace moeserve::engine {
 namespace {

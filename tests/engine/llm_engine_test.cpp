@@ -10,7 +10,7 @@
 
 #include "gtest/gtest.h"
 #include "model/deepseek.h"
-#include "../model/tiny_model.h"
+#include "../gen/tiny_model.h"
 
 namespace moeserve::engine {
 namespace {

@@ -18,9 +18,9 @@
 
 #include "../comm/multi_process.h"
 #include "absl/strings/match.h"
+#include "gen/gen_model.h"
 #include "gtest/gtest.h"
 #include "model/deepseek.h"
-#include "model/gen_model.h"
 #include "precision.h"
 
 namespace moeserve {

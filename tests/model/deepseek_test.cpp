@@ -9,8 +9,8 @@
 #include <numeric>
 #include <random>
 
+#include "gen/gen_model.h"
 #include "gtest/gtest.h"
-#include "model/gen_model.h"
 #include "precision.h"
 #include "reference_model.h"
 

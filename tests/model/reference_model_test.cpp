@@ -7,7 +7,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "model/gen_model.h"
+#include "gen/gen_model.h"
 #include "nlohmann/json.hpp"
 #include "temp_dir.h"
 

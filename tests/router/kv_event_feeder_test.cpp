@@ -1,16 +1,15 @@
 // The router's KV-event feed: the precise-prefix-cache-scorer's kvEventsConfig, and
-// KvEventFeeder keeping the index in order over real ZMQ sockets, fed by the engine's own
+// KvEventFeeder keeping the index in order over real ZMQ sockets, fed by the engine's
 // publisher (late join resynced through its replay socket) and by a raw PUB socket whose
 // sequence numbers the test controls (gaps and restarts clear the endpoint's blocks).
 #include "router/kv_event_feeder.h"
 
-#include <zmq.h>
-
 #include <chrono>
 #include <thread>
 
-#include "engine/kv_event_publisher.h"
+#include "../kv_events/raw_kv_event_publisher.h"
 #include "gtest/gtest.h"
+#include "kv_events/kv_event_publisher.h"
 #include "router/precise_prefix_cache_scorer.h"
 #include "test_helpers.h"
 
@@ -19,17 +18,16 @@ namespace {
 
 using namespace std::chrono_literals;
 
-engine::BlockHash hash_of(uint64_t low) {
-  std::string bytes(32, '\x5a');
-  for (int i = 0; i < 8; ++i) bytes[31 - i] = static_cast<char>((low >> (8 * i)) & 0xff);
-  return engine::BlockHash(bytes);
+// A block hash in the integer form events carry (the low 64 bits of the engine's hash).
+uint64_t hash_of(uint64_t low) {
+  return low;
 }
 
 // One BlockStored of `n` blocks of 4 tokens each, tokens base, base+1, ...; chained after
 // `parent` (engine hash id) when given.
-engine::BlockStored stored(uint64_t first_hash, int n, int32_t base,
-                           std::optional<uint64_t> parent = std::nullopt) {
-  engine::BlockStored s;
+kv_events::BlockStored stored(uint64_t first_hash, int n, int32_t base,
+                              std::optional<uint64_t> parent = std::nullopt) {
+  kv_events::BlockStored s;
   for (int i = 0; i < n; ++i) s.block_hashes.push_back(hash_of(first_hash + i));
   if (parent) s.parent_block_hash = hash_of(*parent);
   for (int i = 0; i < 4 * n; ++i) s.token_ids.push_back(base + i);
@@ -114,12 +112,12 @@ TEST(KvEventFeeder, CentralCollectorAttributesByTopic) {
   const std::string central = (*feeder)->central_endpoint();
   ASSERT_NE(central.find("tcp://127.0.0.1:"), std::string::npos) << central;
 
-  engine::KvEventsConfig c;
+  kv_events::KvEventsConfig c;
   c.enable_kv_cache_events = true;
   c.publisher = "zmq";
   c.endpoint = central;  // no '*': the engine connects
   c.topic = "kv@10.0.0.7:8000@tiny";
-  auto pub = engine::ZmqKvEventPublisher::create(c, {});
+  auto pub = kv_events::ZmqKvEventPublisher::create(c, {});
   ASSERT_TRUE(pub.ok()) << pub.status();
   // A PUB drops what it sends before the subscription reaches it: repeat the (idempotent)
   // store until it arrives.
@@ -132,7 +130,7 @@ TEST(KvEventFeeder, CentralCollectorAttributesByTopic) {
   EXPECT_DOUBLE_EQ(hits(*index, "10.0.0.7:8000", "tiny", tokens(100, 9)), 2.0);
   EXPECT_DOUBLE_EQ(hits(*index, "10.0.0.7:8000", "other-model", tokens(100, 12)), 0.0);
   // Evictions by engine hash.
-  (*pub)->publish(engine::BlockRemoved{{hash_of(3)}});
+  (*pub)->publish(kv_events::BlockRemoved{{hash_of(3)}, std::nullopt});
   (*pub)->end_step();
   ASSERT_TRUE(wait_for([&] { return index->num_blocks("10.0.0.7:8000") == 2; }));
   EXPECT_GE((*feeder)->stats().batches, 2u);
@@ -147,20 +145,20 @@ TEST(KvEventFeeder, CentralCollectorAttributesByTopic) {
 // Per-endpoint subscribers (discoverPods) with the publisher's replay socket: batches sent
 // before the router subscribed are fetched by replay.
 TEST(KvEventFeeder, LateJoinResyncsThroughReplay) {
-  engine::KvEventsConfig c;
+  kv_events::KvEventsConfig c;
   c.enable_kv_cache_events = true;
   c.publisher = "zmq";
   c.endpoint = "tcp://127.0.0.1:*";
   c.replay_endpoint = "tcp://127.0.0.1:*";
   c.topic = "kv@ignored@tiny";
-  auto pub = engine::ZmqKvEventPublisher::create(c, {});
+  auto pub = kv_events::ZmqKvEventPublisher::create(c, {});
   ASSERT_TRUE(pub.ok()) << pub.status();
   // Two prompts stored and one block of the second evicted, before anyone listens.
   (*pub)->publish(stored(1, 2, 100));
   (*pub)->end_step();
   (*pub)->publish(stored(11, 3, 500));
   (*pub)->end_step();
-  (*pub)->publish(engine::BlockRemoved{{hash_of(13)}});
+  (*pub)->publish(kv_events::BlockRemoved{{hash_of(13)}, std::nullopt});
   (*pub)->end_step();
   ASSERT_TRUE(wait_for([&] { return (*pub)->stats().batches_sent == 3; }));
 
@@ -199,39 +197,7 @@ TEST(KvEventFeeder, LateJoinResyncsThroughReplay) {
   EXPECT_EQ((*feeder)->stats().batches, before);
 }
 
-// A raw PUB socket with hand-numbered batches (the engine's encoder for the payload).
-class RawPublisher {
- public:
-  RawPublisher() {
-    ctx_ = zmq_ctx_new();
-    sock_ = zmq_socket(ctx_, ZMQ_PUB);
-    const int zero = 0;
-    zmq_setsockopt(sock_, ZMQ_LINGER, &zero, sizeof(zero));
-    EXPECT_EQ(zmq_bind(sock_, "tcp://127.0.0.1:*"), 0);
-    char buf[256];
-    size_t len = sizeof(buf);
-    zmq_getsockopt(sock_, ZMQ_LAST_ENDPOINT, buf, &len);
-    endpoint_.assign(buf, len - 1);
-  }
-  ~RawPublisher() {
-    zmq_close(sock_);
-    zmq_ctx_term(ctx_);
-  }
-  const std::string& endpoint() const { return endpoint_; }
-  void send(const std::string& topic, uint64_t seq, std::vector<engine::KVCacheEvent> events) {
-    std::string seq_bytes(8, '\0');
-    for (int i = 0; i < 8; ++i) seq_bytes[7 - i] = static_cast<char>((seq >> (8 * i)) & 0xff);
-    const std::string payload = engine::encode_kv_event_batch(1.0, events, 0, "GPU");
-    zmq_send(sock_, topic.data(), topic.size(), ZMQ_SNDMORE);
-    zmq_send(sock_, seq_bytes.data(), 8, ZMQ_SNDMORE);
-    zmq_send(sock_, payload.data(), payload.size(), 0);
-  }
-
- private:
-  void* ctx_ = nullptr;
-  void* sock_ = nullptr;
-  std::string endpoint_;
-};
+using RawPublisher = kv_events::testing::RawKvEventPublisher;
 
 TEST(KvEventFeeder, GapsAndRestartsWithoutReplayClearTheEndpoint) {
   RawPublisher raw;

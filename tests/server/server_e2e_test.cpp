@@ -9,7 +9,7 @@
 
 #include "gtest/gtest.h"
 #include "http_test_client.h"
-#include "../model/tiny_model.h"
+#include "../gen/tiny_model.h"
 #include "nlohmann/json.hpp"
 #include "server/server_app.h"
 

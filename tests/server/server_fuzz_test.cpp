@@ -8,9 +8,9 @@
 #include <filesystem>
 #include <random>
 
+#include "gen/gen_model.h"
 #include "gtest/gtest.h"
 #include "http_test_client.h"
-#include "model/gen_model.h"
 #include "nlohmann/json.hpp"
 #include "server/server_app.h"
 
