@@ -75,8 +75,8 @@ Status check_json_limits(std::string_view text, const JsonLimits& limits) {
   }
   if (shape.max_depth > limits.max_depth) return too_deep_error(limits.max_depth);
   if (shape.num_values > limits.max_values) {
-    return absl::InvalidArgumentError(absl::StrCat("The JSON body holds more than ",
-                                                   limits.max_values, " values."));
+    return absl::InvalidArgumentError(
+        absl::StrCat("The JSON body holds more than ", limits.max_values, " values."));
   }
   return absl::OkStatus();
 }

@@ -482,8 +482,9 @@ awaitable<bool> ProxyServer::Impl::forward_to_any(beast::tcp_stream& client,
     co_return co_await send_simple(client, req, res->status, res->content_type,
                                    std::move(res->body));
   }
-  co_return co_await send_error(client, req, 503, "ServiceUnavailableError",
-                                absl::StrCat("no healthy endpoint answered ", std::string(req.target())));
+  co_return co_await send_error(
+      client, req, 503, "ServiceUnavailableError",
+      absl::StrCat("no healthy endpoint answered ", std::string(req.target())));
 }
 
 awaitable<bool> ProxyServer::Impl::handle_front_metrics(beast::tcp_stream& client,
@@ -503,10 +504,10 @@ awaitable<bool> ProxyServer::Impl::handle_inference(beast::tcp_stream& client,
                                                     http::request<http::string_body>& req) {
   StatusOr<json> parsed = net::parse_json<json>(req.body(), json_limits());
   if (!parsed.ok()) {
-    const int status = net::intake_http_status(parsed.status());
-    co_return co_await send_error(client, req, static_cast<unsigned>(status),
-                                  status == 413 ? "PayloadTooLargeError" : "BadRequestError",
-                                  std::string(parsed.status().message()));
+    const unsigned status = static_cast<unsigned>(net::intake_http_status(parsed.status()));
+    const std::string type = status == 413 ? "PayloadTooLargeError" : "BadRequestError";
+    const std::string message(parsed.status().message());
+    co_return co_await send_error(client, req, status, type, message);
   }
   json body = std::move(*parsed);
   std::map<std::string, std::string> headers;
@@ -569,8 +570,8 @@ awaitable<bool> ProxyServer::Impl::handle_inference(beast::tcp_stream& client,
       }
       StatusOr<json> pre_parsed = net::parse_json<json>(pre_res->body, json_limits());
       const json pre_body = pre_parsed.ok() ? std::move(*pre_parsed) : json();
-      if (pre_body.is_object() &&
-          pre_body.contains("kv_transfer_params") && pre_body["kv_transfer_params"].is_object()) {
+      if (pre_body.is_object() && pre_body.contains("kv_transfer_params") &&
+          pre_body["kv_transfer_params"].is_object()) {
         kv_params = pre_body["kv_transfer_params"];
       } else {
         MS_LOG_WARN("request {}: prefill response from {} has no kv_transfer_params", request_id,
@@ -624,8 +625,8 @@ awaitable<bool> ProxyServer::Impl::handle(beast::tcp_stream& client,
       co_return co_await forward_to_any(client, req);
     }
     if (post_route || path == "/version") {
-      co_return co_await send_error(client, req, 405, "MethodNotAllowed",
-                                    post_route ? "use POST" : "use GET");
+      const std::string message = post_route ? "use POST" : "use GET";
+      co_return co_await send_error(client, req, 405, "MethodNotAllowed", message);
     }
   }
   if (req.method() == http::verb::get && path == "/v1/models") {
@@ -651,16 +652,18 @@ awaitable<void> ProxyServer::Impl::session(tcp::socket socket) {
     client.expires_after(std::chrono::seconds(300));
     co_await http::async_read(client, buffer, parser, asio::redirect_error(use_awaitable, ec));
     if (ec == http::error::body_limit || ec == http::error::header_limit) {
-      // Answer, then close: the rest of the request is not read.
+      // Answer, then close: the rest of the request is not read. (Named locals, not
+      // conditional temporaries, in the co_await: GCC 12 destroys such temporaries twice.)
       const bool body = ec == http::error::body_limit;
       http::request<http::string_body> head;
       head.version(11);
       head.keep_alive(false);
-      co_await send_error(client, head, body ? 413 : 431,
-                          body ? "PayloadTooLargeError" : "BadRequestError",
-                          body ? absl::StrCat("Request body too large (the limit is ",
-                                              options.max_body_bytes, " bytes).")
-                               : std::string("Request headers too large."));
+      const unsigned status = body ? 413 : 431;
+      const std::string type = body ? "PayloadTooLargeError" : "BadRequestError";
+      const std::string message = body ? absl::StrCat("Request body too large (the limit is ",
+                                                      options.max_body_bytes, " bytes).")
+                                       : std::string("Request headers too large.");
+      co_await send_error(client, head, status, type, message);
       break;
     }
     if (ec) break;

@@ -8,7 +8,8 @@ namespace moeserve::net {
 namespace {
 
 std::string nested(int levels, char open, char close) {
-  return std::string(static_cast<size_t>(levels), open) + std::string(static_cast<size_t>(levels), close);
+  return std::string(static_cast<size_t>(levels), open) +
+         std::string(static_cast<size_t>(levels), close);
 }
 
 TEST(JsonIntake, ScanCountsDepthAndValues) {
@@ -31,8 +32,7 @@ TEST(JsonIntake, BracketsInsideStringsAreNotStructure) {
 
 TEST(JsonIntake, RefusesDeepDocumentsWithoutRecursing) {
   // The issue's input: 100000 levels inside a chat body. Nothing may recurse over it.
-  const std::string body =
-      R"({"model":"m","messages":)" + nested(100000, '[', ']') + "}";
+  const std::string body = R"({"model":"m","messages":)" + nested(100000, '[', ']') + "}";
   auto j = parse_json(body);
   ASSERT_FALSE(j.ok());
   EXPECT_TRUE(absl::IsInvalidArgument(j.status()));
@@ -74,9 +74,9 @@ TEST(JsonIntake, ValueLimit) {
 }
 
 TEST(JsonIntake, InvalidJsonAndInvalidUtf8Are400) {
-  for (const std::string& bad : {std::string("{"), std::string("{\"a\":}"),
-                                std::string("{\"a\":\"\xff\xfe\"}"), std::string("\"\\"),
-                                std::string("")}) {
+  for (const std::string& bad :
+       {std::string("{"), std::string("{\"a\":}"), std::string("{\"a\":\"\xff\xfe\"}"),
+        std::string("\"\\"), std::string("")}) {
     auto j = parse_json(bad);
     ASSERT_FALSE(j.ok()) << bad;
     EXPECT_EQ(intake_http_status(j.status()), 400);
