@@ -40,7 +40,7 @@ struct ProxyOptions {
   int max_attempts = 3;  // endpoints tried per request when connections fail
   std::chrono::milliseconds connect_timeout{3000};
   std::chrono::seconds upstream_idle_timeout{600};  // max wait for the next upstream bytes
-  std::size_t max_body_bytes = 64u << 20;  // larger request bodies get 413
+  std::size_t max_body_bytes = 64u << 20;           // larger request bodies get 413
   // Request bodies are parsed through the bounded JSON intake with these limits (max_bytes is
   // max_body_bytes): a body nested or sized past them gets 400/413 before anything recursive
   // touches it.

@@ -159,7 +159,7 @@ std::optional<ApiError> OpenAiService::check_model(const std::optional<std::stri
 }
 
 std::optional<ApiError> OpenAiService::check_capacity(const GenerationRequest& gen,
-                                                     size_t num_prompts) const {
+                                                      size_t num_prompts) const {
   if (auto e = check_logprobs(gen.params.logprobs, config_.max_logprobs, vocab_size_)) return e;
   const int64_t sequences = static_cast<int64_t>(num_prompts) * gen.params.n;
   const int32_t queue = engine_->config().scheduler.max_waiting_requests;

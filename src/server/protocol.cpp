@@ -186,9 +186,9 @@ MaybeError parse_stop(const Reader& r, std::vector<std::string>* stop) {
   }
   if (!v->is_array()) return type_error("stop", "a valid string or list of strings", *v);
   if (v->size() > kMaxStopStrings) {
-    return bad_request(absl::StrCat("stop may hold at most ", kMaxStopStrings,
-                                    " strings, got ", v->size(), "."),
-                       "stop");
+    return bad_request(
+        absl::StrCat("stop may hold at most ", kMaxStopStrings, " strings, got ", v->size(), "."),
+        "stop");
   }
   for (const Json& s : *v) {
     if (!s.is_string()) return type_error("stop", "a valid list of strings", *v);
@@ -406,8 +406,7 @@ ApiResult<Json> parse_json_body(std::string_view body, const net::JsonLimits& li
   if (!j.ok()) {
     const int status = net::intake_http_status(j.status());
     if (status == 413) {
-      return ApiError{413, "PayloadTooLargeError", std::string(j.status().message()),
-                      std::nullopt};
+      return ApiError{413, "PayloadTooLargeError", std::string(j.status().message()), std::nullopt};
     }
     return bad_request(std::string(j.status().message()));
   }
