@@ -13,6 +13,7 @@
 #include "boost/asio/use_awaitable.hpp"
 #include "boost/beast/core.hpp"
 #include "boost/beast/http.hpp"
+#include "net/json_intake.h"
 #include "sse_parser.h"
 
 namespace moeserve::bench {
@@ -114,8 +115,9 @@ class Runner {
       done = true;
       return true;
     }
-    nlohmann::json j = nlohmann::json::parse(data, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) return true;  // not ours to judge
+    auto parsed = net::parse_json<nlohmann::json>(data);
+    if (!parsed.ok() || !parsed->is_object()) return true;  // not ours to judge
+    nlohmann::json& j = *parsed;
     double now = seconds_since_start();
     if (j.contains("error")) {
       out.error = j["error"].is_object() && j["error"].contains("message")
@@ -292,8 +294,9 @@ StatusOr<std::string> fetch_first_model(const std::string& host, const std::stri
     return absl::UnavailableError(
         absl::StrCat("GET /v1/models: HTTP ", res.result_int(), ": ", res.body()));
   }
-  nlohmann::json j = nlohmann::json::parse(res.body(), nullptr, false);
-  if (j.is_discarded() || !j.contains("data") || !j["data"].is_array() || j["data"].empty() ||
+  auto parsed = net::parse_json<nlohmann::json>(res.body());
+  const nlohmann::json j = parsed.ok() ? std::move(*parsed) : nlohmann::json();
+  if (!j.is_object() || !j.contains("data") || !j["data"].is_array() || j["data"].empty() ||
       !j["data"][0].is_object() || !j["data"][0].contains("id") ||
       !j["data"][0]["id"].is_string()) {
     return absl::InvalidArgumentError("GET /v1/models: no model listed; pass --model explicitly");

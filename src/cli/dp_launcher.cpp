@@ -172,6 +172,10 @@ int Launcher::run() {
     po.port = cmd_.options.port;
     po.num_threads = std::max(2, cmd_.options.http_threads);
     po.health = [this] { return healthy_.load(); };
+    // The front speaks the whole API of `serve`: /tokenize, /detokenize and /version go to a
+    // rank, /metrics carries the ranks' vllm:* series beside the front's own.
+    po.forward_engine_routes = true;
+    po.max_body_bytes = cmd_.options.http.body_limit;
     front = std::make_unique<router::ProxyServer>(po, *scheduler, pool, router_metrics);
     if (Status st = front->start(); !st.ok()) {
       MS_LOG_ERROR("front: {}", std::string(st.message()));

@@ -102,6 +102,32 @@ const ModelConfig& LlmEngine::model_config() const {
 }
 
 Status LlmEngine::add_request(NewRequest r) {
+  std::vector<NewRequest> one;
+  one.push_back(std::move(r));
+  return add_requests(std::move(one));
+}
+
+Status LlmEngine::add_requests(std::vector<NewRequest> requests) {
+  for (const NewRequest& r : requests) MS_RETURN_IF_ERROR(check_new_request(r));
+  if (dead_.load()) return absl::UnavailableError("the engine has stopped after an error");
+  std::lock_guard<std::mutex> lk(mu_);
+  if (stopping_) return absl::UnavailableError("the server is shutting down");
+  const int64_t limit = config_.scheduler.max_waiting_requests;
+  if (limit > 0 &&
+      int64_t{stats_.num_waiting} + queued_ + static_cast<int64_t>(requests.size()) > limit) {
+    return absl::UnavailableError("too many requests are waiting; retry later");
+  }
+  const auto now = std::chrono::steady_clock::now();
+  for (NewRequest& r : requests) {
+    ++queued_;
+    r.queued_at = now;
+    pending_adds_.push_back(std::move(r));
+  }
+  cv_.notify_one();
+  return absl::OkStatus();
+}
+
+Status LlmEngine::check_new_request(const NewRequest& r) const {
   if (!r.sink) return absl::InvalidArgumentError("request has no output sink");
   if (r.prompt_token_ids.empty()) return absl::InvalidArgumentError("The prompt is empty.");
   const int64_t vocab = model_->config().vocab_size;
@@ -116,17 +142,6 @@ Status LlmEngine::add_request(NewRequest r) {
         absl::StrFormat("Input length (%d) exceeds model's maximum context length (%d).",
                         r.prompt_token_ids.size(), config_.scheduler.max_model_len));
   }
-  if (dead_.load()) return absl::UnavailableError("the engine has stopped after an error");
-  std::lock_guard<std::mutex> lk(mu_);
-  if (stopping_) return absl::UnavailableError("the server is shutting down");
-  const int32_t limit = config_.scheduler.max_waiting_requests;
-  if (limit > 0 && stats_.num_waiting + queued_ >= limit) {
-    return absl::UnavailableError("too many requests are waiting; retry later");
-  }
-  ++queued_;
-  r.queued_at = std::chrono::steady_clock::now();
-  pending_adds_.push_back(std::move(r));
-  cv_.notify_one();
   return absl::OkStatus();
 }
 

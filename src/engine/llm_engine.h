@@ -144,6 +144,9 @@ class LlmEngine {
   // Queues a request. Unavailable when the waiting queue is full or the engine is stopping;
   // InvalidArgument for a prompt the model cannot take (empty, too long, bad token id).
   Status add_request(NewRequest request);
+  // Queues every request or none (the choices of one n > 1 request): the waiting-queue bound
+  // is checked for all of them at once, so a request that does not fit leaves nothing behind.
+  Status add_requests(std::vector<NewRequest> requests);
   // Aborts a request (client gone). Its sink gets a final output with finish_reason "abort".
   void abort(const std::string& request_id);
   EngineStats stats();
@@ -158,6 +161,8 @@ class LlmEngine {
 
  private:
   struct Tracked;  // per-request detokenizer + stop checker + sink
+  // The checks add_request makes on a request before queueing it.
+  Status check_new_request(const NewRequest& r) const;
   LlmEngine() = default;
   void loop();
   // The data-parallel loop (lockstep with the peers), used instead of loop() with EP.

@@ -122,6 +122,8 @@ StatusOr<std::string> offset_endpoint_port(std::string_view endpoint, int dp_ran
   if (dp_rank < 0) return absl::InvalidArgumentError("data-parallel rank must be >= 0");
   const bool tcp = endpoint.starts_with("tcp://");
   if (endpoint.starts_with("inproc://") || endpoint.starts_with("ipc://")) {
+    // vLLM offsets only ranks > 0: rank 0 binds the configured endpoint as given.
+    if (dp_rank == 0) return std::string(endpoint);
     return absl::StrCat(av(endpoint), "_dp", dp_rank);
   }
   if (!tcp) {

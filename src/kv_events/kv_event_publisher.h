@@ -71,7 +71,9 @@ struct KvEventsConfig {
 // Parses and validates a `--kv-events-config` JSON object.
 StatusOr<KvEventsConfig> parse_kv_events_config(std::string_view json);
 
-// vLLM's offset_endpoint_port: the endpoint the given data-parallel rank uses.
+// vLLM's offset_endpoint_port: the endpoint the given data-parallel rank uses. Rank 0 uses the
+// endpoint unchanged for every scheme; rank r > 0 adds r to a tcp port (a `*` port stays
+// ephemeral) and appends `_dp<r>` to an inproc:// or ipc:// address.
 StatusOr<std::string> offset_endpoint_port(std::string_view endpoint, int dp_rank);
 
 // Whether the publisher binds (true) or connects (false) to `endpoint`.

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "absl/strings/str_cat.h"
+
 namespace moeserve::router {
 namespace {
 
@@ -93,6 +95,62 @@ StatusOr<std::vector<PromSample>> parse_prometheus_text(std::string_view text) {
           absl::StrCat("metrics line ", line_no, ": ", sample.status().message()));
     }
     out.push_back(std::move(*sample));
+  }
+  return out;
+}
+
+std::string merge_exposition_families(const std::vector<std::string>& texts,
+                                      std::string_view name_prefix) {
+  struct Family {
+    std::string help;
+    std::string type;
+    std::string samples;
+  };
+  std::vector<std::string> order;
+  std::map<std::string, Family> families;
+  auto family = [&](const std::string& name) -> Family& {
+    auto [it, inserted] = families.try_emplace(name);
+    if (inserted) order.push_back(name);
+    return it->second;
+  };
+  for (std::string_view text : texts) {
+    std::string current;  // family declared by the last HELP/TYPE line
+    while (!text.empty()) {
+      const std::size_t nl = text.find('\n');
+      std::string_view line = text.substr(0, nl);
+      text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+      while (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      if (line.empty()) continue;
+      if (line.front() == '#') {
+        std::string_view rest = line.substr(1);
+        while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+        const bool help = rest.substr(0, 5) == "HELP ";
+        const bool type = rest.substr(0, 5) == "TYPE ";
+        if (!help && !type) continue;
+        rest.remove_prefix(5);
+        const std::string name(rest.substr(0, rest.find(' ')));
+        current = name;
+        if (name.substr(0, name_prefix.size()) != name_prefix) continue;
+        Family& f = family(name);
+        std::string& slot = help ? f.help : f.type;
+        if (slot.empty()) slot = std::string(line);
+        continue;
+      }
+      const std::string name(line.substr(0, line.find_first_of("{ \t")));
+      const bool in_current = !current.empty() && name.substr(0, current.size()) == current;
+      const std::string& fam = in_current ? current : name;
+      if (fam.substr(0, name_prefix.size()) != name_prefix) continue;
+      Family& f = family(fam);
+      f.samples.append(line);
+      f.samples.push_back('\n');
+    }
+  }
+  std::string out;
+  for (const std::string& name : order) {
+    const Family& f = families[name];
+    if (!f.help.empty()) absl::StrAppend(&out, f.help, "\n");
+    if (!f.type.empty()) absl::StrAppend(&out, f.type, "\n");
+    out += f.samples;
   }
   return out;
 }

@@ -28,4 +28,13 @@ StatusOr<std::vector<PromSample>> parse_prometheus_text(std::string_view text);
 // Errors when none of the request-count gauges is present.
 StatusOr<EndpointMetrics> extract_engine_metrics(const std::vector<PromSample>& samples);
 
+// Merges several expositions (e.g. the /metrics of every data-parallel rank) into one: each
+// metric family whose name starts with `name_prefix` appears once, with its HELP and TYPE lines
+// from the first text that has it and the sample lines of every text, in order. Samples must
+// already differ by their labels (vLLM's `engine` label does that for DP ranks). Families are
+// recognised by their `# TYPE` / `# HELP` lines (histogram _bucket/_sum/_count samples belong to
+// the family declared before them).
+std::string merge_exposition_families(const std::vector<std::string>& texts,
+                                      std::string_view name_prefix);
+
 }  // namespace moeserve::router

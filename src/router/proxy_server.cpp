@@ -16,9 +16,11 @@
 #include "boost/beast/core.hpp"
 #include "boost/beast/http.hpp"
 #include "core/logging.h"
+#include "net/json_intake.h"
 #include "nlohmann/json.hpp"
 #include "router/affinity_scorers.h"
 #include "router/precise_prefix_cache_scorer.h"
+#include "router/prometheus_text.h"
 #include "router/request_parser.h"
 
 namespace moeserve::router {
@@ -57,8 +59,9 @@ bool is_hop_header(beast::string_view name) {
 }
 
 std::string error_body(int code, const std::string& type, const std::string& message) {
+  // Messages can quote client bytes (a path); invalid UTF-8 is replaced, never thrown on.
   return json{{"error", {{"message", message}, {"type", type}, {"param", nullptr}, {"code", code}}}}
-      .dump();
+      .dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 json prefill_kv_transfer_params() {
@@ -98,6 +101,31 @@ awaitable<std::size_t> read_body_piece(beast::tcp_stream& upstream, beast::flat_
   co_return chunk.size() - parser.get().body().size;
 }
 
+// While the proxy waits for an upstream's first body byte (a non-streaming answer arrives
+// whole, at the end of generation), nothing reads the client socket, so a client that left
+// would go unnoticed until then. A watcher coroutine on the session's strand waits for the
+// client socket to turn readable: end of stream or an error means the client is gone, and the
+// upstream connection is cancelled, so that the engine aborts the request and frees what it
+// held. Pipelined bytes from a client that is still there end the watch.
+struct ClientWatch {
+  beast::tcp_stream* upstream = nullptr;  // null once the wait for the first byte is over
+  bool gone = false;
+};
+
+awaitable<void> watch_client(tcp::socket& client, std::shared_ptr<ClientWatch> watch) {
+  beast::error_code ec;
+  co_await client.async_wait(tcp::socket::wait_read, asio::redirect_error(use_awaitable, ec));
+  // Past the wait only touch `client` while the forward is still waiting (it owns both).
+  if (watch->upstream == nullptr) co_return;
+  if (!ec) {
+    char byte = 0;
+    const ssize_t n = ::recv(client.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) co_return;
+  }
+  watch->gone = true;
+  watch->upstream->cancel();
+}
+
 struct UnaryResponse {
   unsigned status = 0;
   std::string content_type;
@@ -129,6 +157,19 @@ struct ProxyServer::Impl {
   awaitable<bool> handle_inference(beast::tcp_stream& client,
                                    http::request<http::string_body>& req);
   awaitable<bool> handle_models(beast::tcp_stream& client, http::request<http::string_body>& req);
+  // Forwards the request as is to one healthy endpoint (round robin; the next one when the
+  // connection fails) and relays its answer.
+  awaitable<bool> forward_to_any(beast::tcp_stream& client, http::request<http::string_body>& req);
+  // The router's own metrics, then every endpoint's vllm:* families merged.
+  awaitable<bool> handle_front_metrics(beast::tcp_stream& client,
+                                       http::request<http::string_body>& req);
+  net::JsonLimits json_limits() const {
+    net::JsonLimits l;
+    l.max_bytes = options.max_body_bytes;
+    l.max_depth = options.max_json_depth;
+    l.max_values = options.max_json_values;
+    return l;
+  }
   awaitable<bool> send_simple(beast::tcp_stream& client,
                               const http::request<http::string_body>& req, unsigned status,
                               const std::string& content_type, std::string body);
@@ -157,6 +198,7 @@ struct ProxyServer::Impl {
   const bool tokenize_prompts;
   std::atomic<uint64_t> next_request_id{1};
   std::atomic<uint64_t> next_tokenizer{0};
+  std::atomic<uint64_t> next_forward{0};
   std::unique_ptr<tcp::acceptor> acceptor;
   std::vector<std::thread> threads;
   uint16_t bound_port = 0;
@@ -252,9 +294,10 @@ awaitable<void> ProxyServer::Impl::tokenize(SchedulingRequest& sreq, const json&
     const std::string& address = healthy[(first + i) % healthy.size()].address;
     auto res = co_await unary(address, http::verb::post, "/tokenize", original, tok.dump());
     if (!res || res->status != 200) continue;
-    json parsed = json::parse(res->body, nullptr, /*allow_exceptions=*/false);
-    if (parsed.is_discarded() || !parsed.is_object() || !parsed.contains("tokens") ||
-        !parsed["tokens"].is_array()) {
+    StatusOr<json> answer = net::parse_json<json>(res->body, json_limits());
+    if (!answer.ok()) continue;
+    const json& parsed = *answer;
+    if (!parsed.is_object() || !parsed.contains("tokens") || !parsed["tokens"].is_array()) {
       continue;
     }
     std::vector<uint32_t> tokens;
@@ -288,10 +331,22 @@ awaitable<Forward> ProxyServer::Impl::forward_streaming(beast::tcp_stream& clien
   beast::flat_buffer ubuf;
   http::response_parser<http::buffer_body> parser;
   parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+  auto watch = std::make_shared<ClientWatch>();
+  watch->upstream = &upstream;
+  asio::co_spawn(co_await asio::this_coro::executor, watch_client(client.socket(), watch),
+                 asio::detached);
+  // Ends the watch (its pending wait completes aborted and touches nothing).
+  auto stop_watch = [&] {
+    watch->upstream = nullptr;
+    beast::error_code ignored;
+    client.socket().cancel(ignored);
+  };
   co_await http::async_read_header(upstream, ubuf, parser, asio::redirect_error(use_awaitable, ec));
+  if (watch->gone) co_return Forward::kClientBroken;
   // Body bytes that arrived with the header ask for a body buffer; the header itself is fine.
   if (ec == http::error::need_buffer && parser.is_header_done()) ec = {};
   if (ec) {
+    stop_watch();
     MS_LOG_WARN("upstream {}: no response header: {}", address, ec.message());
     co_return Forward::kRetry;
   }
@@ -301,14 +356,21 @@ awaitable<Forward> ProxyServer::Impl::forward_streaming(beast::tcp_stream& clien
   // that dies can still be replaced by another endpoint.
   std::vector<char> chunk(16 * 1024);
   std::size_t first_bytes = 0;
-  while (!parser.is_done() && first_bytes == 0) {
+  while (!parser.is_done() && first_bytes == 0 && !watch->gone) {
     first_bytes = co_await read_body_piece(upstream, ubuf, parser, chunk,
                                            options.upstream_idle_timeout, ec);
+    if (watch->gone) break;
     if (ec) {
+      stop_watch();
       MS_LOG_WARN("upstream {}: failed before its first body byte: {}", address, ec.message());
       co_return Forward::kRetry;
     }
   }
+  if (watch->gone) {
+    MS_LOG_DEBUG("client left while {} was working on its request", address);
+    co_return Forward::kClientBroken;
+  }
+  stop_watch();
 
   // From here on bytes go to the client: no more retries.
   http::response<http::buffer_body> res;
@@ -406,13 +468,48 @@ awaitable<bool> ProxyServer::Impl::handle_models(beast::tcp_stream& client,
                                 "no healthy endpoint answered /v1/models");
 }
 
+awaitable<bool> ProxyServer::Impl::forward_to_any(beast::tcp_stream& client,
+                                                  http::request<http::string_body>& req) {
+  std::vector<EndpointState> healthy = pool.healthy_snapshot();
+  const std::size_t first = healthy.empty() ? 0 : next_forward.fetch_add(1) % healthy.size();
+  for (std::size_t i = 0; i < std::min<std::size_t>(2, healthy.size()); ++i) {
+    const std::string& address = healthy[(first + i) % healthy.size()].address;
+    auto res = co_await unary(address, req.method(), std::string(req.target()), req, req.body());
+    if (!res) {
+      pool.record_failure(address);
+      continue;
+    }
+    co_return co_await send_simple(client, req, res->status, res->content_type,
+                                   std::move(res->body));
+  }
+  co_return co_await send_error(
+      client, req, 503, "ServiceUnavailableError",
+      absl::StrCat("no healthy endpoint answered ", std::string(req.target())));
+}
+
+awaitable<bool> ProxyServer::Impl::handle_front_metrics(beast::tcp_stream& client,
+                                                        http::request<http::string_body>& req) {
+  std::vector<std::string> texts;
+  for (const EndpointState& ep : pool.snapshot()) {
+    http::request<http::string_body> get{http::verb::get, "/metrics", 11};
+    auto res = co_await unary(ep.address, http::verb::get, "/metrics", get, "");
+    if (res && res->status == 200) texts.push_back(std::move(res->body));
+  }
+  std::string body = metrics.render(pool.snapshot());
+  body += merge_exposition_families(texts, "vllm:");
+  co_return co_await send_simple(client, req, 200, "text/plain; version=0.0.4", std::move(body));
+}
+
 awaitable<bool> ProxyServer::Impl::handle_inference(beast::tcp_stream& client,
                                                     http::request<http::string_body>& req) {
-  json body = json::parse(req.body(), nullptr, /*allow_exceptions=*/false);
-  if (body.is_discarded()) {
-    co_return co_await send_error(client, req, 400, "BadRequestError",
-                                  "request body is not valid JSON");
+  StatusOr<json> parsed = net::parse_json<json>(req.body(), json_limits());
+  if (!parsed.ok()) {
+    const unsigned status = static_cast<unsigned>(net::intake_http_status(parsed.status()));
+    const std::string type = status == 413 ? "PayloadTooLargeError" : "BadRequestError";
+    const std::string message(parsed.status().message());
+    co_return co_await send_error(client, req, status, type, message);
   }
+  json body = std::move(*parsed);
   std::map<std::string, std::string> headers;
   for (const auto& field : req.base()) {
     headers[absl::AsciiStrToLower(std::string(field.name_string()))] = std::string(field.value());
@@ -471,9 +568,10 @@ awaitable<bool> ProxyServer::Impl::handle_inference(beast::tcp_stream& client,
                     prefill_address, pre_res ? std::to_string(pre_res->status) : "no response");
         continue;
       }
-      json pre_body = json::parse(pre_res->body, nullptr, false);
-      if (!pre_body.is_discarded() && pre_body.is_object() &&
-          pre_body.contains("kv_transfer_params") && pre_body["kv_transfer_params"].is_object()) {
+      StatusOr<json> pre_parsed = net::parse_json<json>(pre_res->body, json_limits());
+      const json pre_body = pre_parsed.ok() ? std::move(*pre_parsed) : json();
+      if (pre_body.is_object() && pre_body.contains("kv_transfer_params") &&
+          pre_body["kv_transfer_params"].is_object()) {
         kv_params = pre_body["kv_transfer_params"];
       } else {
         MS_LOG_WARN("request {}: prefill response from {} has no kv_transfer_params", request_id,
@@ -516,8 +614,20 @@ awaitable<bool> ProxyServer::Impl::handle(beast::tcp_stream& client,
     co_return co_await send_simple(client, req, ok ? 200 : 503, "", "");
   }
   if (req.method() == http::verb::get && path == "/metrics") {
+    if (options.forward_engine_routes) co_return co_await handle_front_metrics(client, req);
     co_return co_await send_simple(client, req, 200, "text/plain; version=0.0.4",
                                    metrics.render(pool.snapshot()));
+  }
+  if (options.forward_engine_routes) {
+    const bool post_route = path == "/tokenize" || path == "/detokenize";
+    if ((post_route && req.method() == http::verb::post) ||
+        (path == "/version" && req.method() == http::verb::get)) {
+      co_return co_await forward_to_any(client, req);
+    }
+    if (post_route || path == "/version") {
+      const std::string message = post_route ? "use POST" : "use GET";
+      co_return co_await send_error(client, req, 405, "MethodNotAllowed", message);
+    }
   }
   if (req.method() == http::verb::get && path == "/v1/models") {
     co_return co_await handle_models(client, req);
@@ -541,6 +651,21 @@ awaitable<void> ProxyServer::Impl::session(tcp::socket socket) {
     parser.body_limit(options.max_body_bytes);
     client.expires_after(std::chrono::seconds(300));
     co_await http::async_read(client, buffer, parser, asio::redirect_error(use_awaitable, ec));
+    if (ec == http::error::body_limit || ec == http::error::header_limit) {
+      // Answer, then close: the rest of the request is not read. (Named locals, not
+      // conditional temporaries, in the co_await: GCC 12 destroys such temporaries twice.)
+      const bool body = ec == http::error::body_limit;
+      http::request<http::string_body> head;
+      head.version(11);
+      head.keep_alive(false);
+      const unsigned status = body ? 413 : 431;
+      const std::string type = body ? "PayloadTooLargeError" : "BadRequestError";
+      const std::string message = body ? absl::StrCat("Request body too large (the limit is ",
+                                                      options.max_body_bytes, " bytes).")
+                                       : std::string("Request headers too large.");
+      co_await send_error(client, head, status, type, message);
+      break;
+    }
     if (ec) break;
     http::request<http::string_body> req = parser.release();
     const bool keep_alive = req.keep_alive();
@@ -559,7 +684,10 @@ awaitable<void> ProxyServer::Impl::session(tcp::socket socket) {
 awaitable<void> ProxyServer::Impl::accept_loop() {
   for (;;) {
     beast::error_code ec;
-    tcp::socket socket = co_await acceptor->async_accept(asio::redirect_error(use_awaitable, ec));
+    // One strand per connection: the session and its client watcher never run at once.
+    auto strand = asio::make_strand(*ioc);
+    tcp::socket socket =
+        co_await acceptor->async_accept(strand, asio::redirect_error(use_awaitable, ec));
     if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
     if (ec) {
       // Out of descriptors and similar: back off briefly instead of spinning.
@@ -568,7 +696,7 @@ awaitable<void> ProxyServer::Impl::accept_loop() {
       co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
       continue;
     }
-    asio::co_spawn(*ioc, session(std::move(socket)), asio::detached);
+    asio::co_spawn(strand, session(std::move(socket)), asio::detached);
   }
 }
 

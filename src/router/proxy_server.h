@@ -1,7 +1,10 @@
 // The router's HTTP front: an asynchronous HTTP/1.1 server (Boost.Beast over Asio, a few
 // threads) that schedules each POST /v1/completions and /v1/chat/completions with the Scheduler
 // and streams the chosen endpoint's response back as it arrives (SSE/chunked pass-through, no
-// buffering). Also GET /v1/models (from any healthy endpoint), GET /health and GET /metrics.
+// buffering). Also GET /v1/models (from any healthy endpoint), GET /health and GET /metrics
+// (and, as the data-parallel front, /tokenize, /detokenize, /version; see ProxyOptions).
+// Request bodies enter through the bounded JSON intake (net/json_intake.h): 413 past
+// max_body_bytes, 400 for JSON nested or sized past the limits; headers past 8 KiB get 431.
 //
 //  - Retries on another endpoint when the connection to the chosen one fails before any byte
 //    reached the client (connect refused, reset before the response header, or closed after
@@ -37,7 +40,17 @@ struct ProxyOptions {
   int max_attempts = 3;  // endpoints tried per request when connections fail
   std::chrono::milliseconds connect_timeout{3000};
   std::chrono::seconds upstream_idle_timeout{600};  // max wait for the next upstream bytes
-  std::size_t max_body_bytes = 64u << 20;
+  std::size_t max_body_bytes = 64u << 20;           // larger request bodies get 413
+  // Request bodies are parsed through the bounded JSON intake with these limits (max_bytes is
+  // max_body_bytes): a body nested or sized past them gets 400/413 before anything recursive
+  // touches it.
+  int max_json_depth = 128;
+  std::size_t max_json_values = std::size_t{1} << 22;
+  // The data-parallel front: POST /tokenize and /detokenize and GET /version go to one healthy
+  // endpoint (round robin), and GET /metrics adds every endpoint's vllm:* series (their `engine`
+  // labels tell the ranks apart) after the router's own, so that the front speaks the API a
+  // single `moeserve serve` does.
+  bool forward_engine_routes = false;
   // GET /health answers 200 when this returns true (or is unset), else 503. Called on I/O
   // threads; must be thread-safe and quick.
   std::function<bool()> health;

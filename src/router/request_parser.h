@@ -10,6 +10,8 @@
 
 namespace moeserve::router {
 
+// `body` must come from the bounded JSON intake (net::parse_json): the chat prompt text is
+// messages.dump(), which recurses once per nesting level.
 // `body` is the parsed JSON of POST /v1/completions or /v1/chat/completions. Errors (400) for a
 // body that is not an object, or lacks `prompt` / `messages`.
 StatusOr<SchedulingRequest> make_scheduling_request(const std::string& target_path,

@@ -122,6 +122,8 @@ void Job::start() {
   }
   auto self = shared_from_this();
   responder_->on_close([self] { self->client_gone(); });
+  std::vector<engine::NewRequest> requests;
+  requests.reserve(choices_.size());
   for (size_t i = 0; i < choices_.size(); ++i) {
     const JobPrompt& p = spec_.prompts[choices_[i].prompt_index];
     engine::NewRequest req;
@@ -129,20 +131,24 @@ void Job::start() {
     req.prompt_token_ids = p.token_ids;
     req.params = p.params;
     req.params.n = 1;
-    if (req.params.seed) req.params.seed = *req.params.seed + static_cast<int64_t>(i % n);
+    if (req.params.seed) {
+      // Wraps instead of overflowing for seeds near the int64 extremes.
+      req.params.seed = static_cast<int64_t>(static_cast<uint64_t>(*req.params.seed) + i % n);
+    }
     req.cache_salt = spec_.cache_salt;
     req.sink = std::make_shared<JobSink>(self, responder_, i);
-    absl::Status st = ctx_->engine->add_request(std::move(req));
-    if (!st.ok()) {
-      // Choices not submitted count as finished; the submitted ones are aborted.
-      for (size_t j = i; j < choices_.size(); ++j) {
-        choices_[j].finished = true;
-        choices_[j].finish_reason = "abort";
-        ++num_finished_;
-      }
-      fail(error_from_status(st));
-      return;
+    requests.push_back(std::move(req));
+  }
+  // All choices are queued, or none (then nothing is left in the engine to abort).
+  absl::Status st = ctx_->engine->add_requests(std::move(requests));
+  if (!st.ok()) {
+    for (Choice& c : choices_) {
+      c.finished = true;
+      c.finish_reason = "abort";
     }
+    num_finished_ = choices_.size();
+    fail(error_from_status(st));
+    return;
   }
   if (spec_.stream) {
     responder_->start_stream(200, "text/event-stream; charset=utf-8");

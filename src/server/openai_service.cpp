@@ -117,7 +117,7 @@ void OpenAiService::handle(HttpRequest req, std::shared_ptr<Responder> responder
       return;
     }
     if (!need(is_post)) return;
-    ApiResult<Json> body = parse_json_body(req.body);
+    ApiResult<Json> body = parse_json_body(req.body, config_.json_limits);
     if (const ApiError* e = as_error(body)) {
       responder->send(error_response(*e));
       return;
@@ -156,6 +156,21 @@ std::optional<ApiError> OpenAiService::check_model(const std::optional<std::stri
     if (n == *model) return std::nullopt;
   }
   return not_found(absl::StrCat("The model `", *model, "` does not exist."));
+}
+
+std::optional<ApiError> OpenAiService::check_capacity(const GenerationRequest& gen,
+                                                      size_t num_prompts) const {
+  if (auto e = check_logprobs(gen.params.logprobs, config_.max_logprobs, vocab_size_)) return e;
+  const int64_t sequences = static_cast<int64_t>(num_prompts) * gen.params.n;
+  const int32_t queue = engine_->config().scheduler.max_waiting_requests;
+  if (queue > 0 && sequences > queue) {
+    return bad_request(
+        absl::StrCat("This request asks for ", sequences, " sequences (", num_prompts,
+                     " prompt(s) x n=", gen.params.n, "), more than the engine queues at once (",
+                     queue, ", --max-waiting-requests)."),
+        "n");
+  }
+  return std::nullopt;
 }
 
 StatusOr<std::string> OpenAiService::render_chat(const Json& messages, bool add_generation_prompt,
@@ -266,6 +281,9 @@ void OpenAiService::handle_completion(const Json& body, std::shared_ptr<Responde
   if (const ApiError* e = as_error(parsed)) return responder->send(error_response(*e));
   CompletionRequest& req = std::get<CompletionRequest>(parsed);
   if (auto e = check_model(req.gen.model)) return responder->send(error_response(*e));
+  if (auto e = check_capacity(req.gen, req.prompts.size())) {
+    return responder->send(error_response(*e));
+  }
   JobSpec spec = base_spec(req.gen, job_context_, JobKind::kCompletion);
   spec.logprobs = req.gen.params.logprobs.has_value();
   spec.num_top_logprobs = req.gen.params.logprobs.value_or(0);
@@ -298,6 +316,7 @@ void OpenAiService::handle_chat(const Json& body, std::shared_ptr<Responder> res
   if (const ApiError* e = as_error(parsed)) return responder->send(error_response(*e));
   ChatCompletionRequest& req = std::get<ChatCompletionRequest>(parsed);
   if (auto e = check_model(req.gen.model)) return responder->send(error_response(*e));
+  if (auto e = check_capacity(req.gen, 1)) return responder->send(error_response(*e));
   if (!tokenizer_) {
     return responder->send(
         error_response(bad_request("This model has no tokenizer; use "

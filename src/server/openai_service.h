@@ -35,6 +35,10 @@ struct ServiceConfig {
   bool enable_force_include_usage = false;
   engine::GenerationDefaults generation_defaults;
   int retry_after_seconds = 1;
+  // --max-logprobs: logprobs / top_logprobs above it get vLLM's 400; -1 allows the vocabulary.
+  int32_t max_logprobs = 20;
+  // Request bodies go through the bounded JSON intake with these limits.
+  net::JsonLimits json_limits;
 };
 
 class OpenAiService final : public HttpHandler {
@@ -61,6 +65,10 @@ class OpenAiService final : public HttpHandler {
   void handle_chat(const Json& body, std::shared_ptr<Responder> responder);
 
   std::optional<ApiError> check_model(const std::optional<std::string>& model) const;
+  // Bounds on what a generation request may make the server hold, checked before anything is
+  // allocated per choice: logprobs against --max-logprobs, and prompts x n against what the
+  // engine's waiting queue can ever take (--max-waiting-requests).
+  std::optional<ApiError> check_capacity(const GenerationRequest& gen, size_t num_prompts) const;
   // Renders `messages` with the request's or the tokenizer's template.
   StatusOr<std::string> render_chat(const Json& messages, bool add_generation_prompt,
                                     bool continue_final_message,

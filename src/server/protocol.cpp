@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "net/json_intake.h"
 
 namespace moeserve::server {
 namespace {
@@ -14,8 +16,6 @@ constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
 constexpr int64_t kInt32Min = std::numeric_limits<int32_t>::min();
 constexpr int64_t kInt64Max = std::numeric_limits<int64_t>::max();
 constexpr int64_t kInt64Min = std::numeric_limits<int64_t>::min();
-
-constexpr int kMaxJsonDepth = 256;
 
 using MaybeError = std::optional<ApiError>;
 
@@ -167,16 +167,32 @@ class Reader {
   const Json& obj_;
 };
 
+MaybeError check_stop_string(const std::string& s) {
+  if (s.size() > kMaxStopStringBytes) {
+    return bad_request(absl::StrCat("stop strings must be at most ", kMaxStopStringBytes,
+                                    " bytes long, got one of ", s.size(), " bytes."),
+                       "stop");
+  }
+  return std::nullopt;
+}
+
 MaybeError parse_stop(const Reader& r, std::vector<std::string>* stop) {
   const Json* v = r.find("stop");
   if (v == nullptr) return std::nullopt;
   if (v->is_string()) {
+    MS_API_TRY(check_stop_string(v->get_ref<const std::string&>()));
     stop->push_back(v->get<std::string>());
     return std::nullopt;
   }
   if (!v->is_array()) return type_error("stop", "a valid string or list of strings", *v);
+  if (v->size() > kMaxStopStrings) {
+    return bad_request(
+        absl::StrCat("stop may hold at most ", kMaxStopStrings, " strings, got ", v->size(), "."),
+        "stop");
+  }
   for (const Json& s : *v) {
     if (!s.is_string()) return type_error("stop", "a valid list of strings", *v);
+    MS_API_TRY(check_stop_string(s.get_ref<const std::string&>()));
     stop->push_back(s.get<std::string>());
   }
   return std::nullopt;
@@ -205,6 +221,12 @@ MaybeError parse_common(const Json& body, GenerationRequest* g) {
   Reader r(body);
   MS_API_TRY(r.string("model", &g->model));
   MS_API_TRY(r.int32("n", &g->params.n));
+  if (g->params.n > max_n_sequences()) {
+    return bad_request(absl::StrCat("n must be at most ", max_n_sequences(), ", got ", g->params.n,
+                                    ". To increase this limit, set the VLLM_MAX_N_SEQUENCES "
+                                    "environment variable."),
+                       "n");
+  }
   MS_API_TRY(r.number("temperature", &g->sampling.temperature));
   MS_API_TRY(r.number("top_p", &g->sampling.top_p));
   MS_API_TRY(r.int32("top_k", &g->sampling.top_k));
@@ -355,45 +377,43 @@ MaybeError parse_chat_fields(const Json& body, Json* messages, bool* add_generat
 
 }  // namespace
 
-// Deepest bracket nesting outside strings (recursive consumers stay within a bounded stack).
-static int json_depth(std::string_view body) {
-  int depth = 0, max_depth = 0;
-  bool in_string = false, escaped = false;
-  for (char c : body) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      max_depth = std::max(max_depth, ++depth);
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return max_depth;
+int32_t max_n_sequences() {
+  static const int32_t value = [] {
+    constexpr int32_t kDefault = 16384;  // vLLM's VLLM_MAX_N_SEQUENCES default
+    const char* env = std::getenv("VLLM_MAX_N_SEQUENCES");
+    if (env == nullptr || *env == '\0') return kDefault;
+    char* end = nullptr;
+    const long v = std::strtol(env, &end, 10);
+    if (end == env || *end != '\0' || v < 1 || v > kInt32Max) return kDefault;
+    return static_cast<int32_t>(v);
+  }();
+  return value;
 }
 
-ApiResult<Json> parse_json_body(std::string_view body) {
-  if (json_depth(body) > kMaxJsonDepth) {
-    return bad_request(
-        absl::StrCat("The request body nests JSON deeper than ", kMaxJsonDepth, " levels."));
+std::optional<ApiError> check_logprobs(std::optional<int32_t> requested, int32_t max_logprobs,
+                                       int64_t vocab_size) {
+  if (!requested || *requested == 0) return std::nullopt;
+  const int64_t num = *requested == -1 ? vocab_size : *requested;
+  const int64_t max = max_logprobs == -1 ? vocab_size : max_logprobs;
+  if (num <= max) return std::nullopt;
+  return bad_request(absl::StrCat("Requested sample logprobs of ", num,
+                                  ", which is greater than max allowed: ", max),
+                     "logprobs");
+}
+
+ApiResult<Json> parse_json_body(std::string_view body, const net::JsonLimits& limits) {
+  StatusOr<Json> j = net::parse_json<Json>(body, limits);
+  if (!j.ok()) {
+    const int status = net::intake_http_status(j.status());
+    if (status == 413) {
+      return ApiError{413, "PayloadTooLargeError", std::string(j.status().message()), std::nullopt};
+    }
+    return bad_request(std::string(j.status().message()));
   }
-  Json j = Json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) {
-    return bad_request("The request body is not valid JSON.");
+  if (!j->is_object()) {
+    return bad_request("The request body must be a JSON object, got " + short_dump(*j));
   }
-  if (!j.is_object()) {
-    return bad_request("The request body must be a JSON object, got " + short_dump(j));
-  }
-  return j;
+  return std::move(*j);
 }
 
 ApiResult<Json> normalize_messages(const Json& messages) {

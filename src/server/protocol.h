@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "engine/sampling_params.h"
+#include "net/json_intake.h"
 #include "nlohmann/json.hpp"
 #include "server/api_error.h"
 
@@ -92,13 +93,30 @@ struct DetokenizeRequest {
   std::vector<int32_t> tokens;
 };
 
-// Parses the body (bytes) as a JSON object; 400 "… is not valid JSON …" otherwise.
-ApiResult<Json> parse_json_body(std::string_view body);
+// Parses the body (bytes) as a JSON object through the bounded intake (net/json_intake.h):
+// 413 over the size limit, 400 for a body nested too deeply, with too many values, not JSON,
+// or not an object.
+ApiResult<Json> parse_json_body(std::string_view body, const net::JsonLimits& limits = {});
 
 ApiResult<CompletionRequest> parse_completion_request(const Json& body);
 ApiResult<ChatCompletionRequest> parse_chat_request(const Json& body);
 ApiResult<TokenizeRequest> parse_tokenize_request(const Json& body);
 ApiResult<DetokenizeRequest> parse_detokenize_request(const Json& body);
+
+// The largest `n` a request may ask for: VLLM_MAX_N_SEQUENCES from the environment (read once),
+// else vLLM's default 16384. Larger n is refused with vLLM's message before anything is
+// allocated per choice; the service also checks prompts x n against the engine's queue.
+int32_t max_n_sequences();
+// Stop strings: at most this many per request, each at most kMaxStopStringBytes bytes (every
+// generated token is checked against each of them, and a stream holds back the longest - 1).
+inline constexpr size_t kMaxStopStrings = 256;
+inline constexpr size_t kMaxStopStringBytes = 4096;
+
+// vLLM's logprobs bound (its input processor): `requested` (-1 = the vocabulary) against
+// --max-logprobs (`max_logprobs`, -1 = the vocabulary): 400 "Requested sample logprobs of N,
+// which is greater than max allowed: M" (param "logprobs"). 0 and unset pass.
+std::optional<ApiError> check_logprobs(std::optional<int32_t> requested, int32_t max_logprobs,
+                                       int64_t vocab_size);
 
 // Chat `messages`: an array of objects with a string `role`; `content` a string, null, or a
 // list of {"type":"text","text":…} parts (joined with "\n", as vLLM's "string" content

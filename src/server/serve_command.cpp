@@ -109,8 +109,9 @@ std::optional<ServeCommand> parse_serve_command(int argc, char** argv, int* exit
   app.add_flag("--no-enable-prefix-caching", prefix_off, "disable prefix caching");
   app.add_option("--prefix-caching-hash-algo", o.prefix_caching_hash_algo,
                  "sha256 | sha256_cbor | xxhash | xxhash_cbor");
-  app.add_option("--kv-cache-memory", kv_memory,
-                 "KV cache size (e.g. 4GiB; default a quarter of free memory, at most 4 GiB)");
+  app.add_option("--kv-cache-memory-bytes,--kv-cache-memory", kv_memory,
+                 "KV cache size in bytes (vLLM's flag; also 4GiB, 512MiB; default a quarter of "
+                 "free memory, at most 4 GiB)");
   app.add_option("--num-gpu-blocks-override", o.num_kv_blocks, "KV blocks, overriding the size");
   app.add_option("--generation-config", o.generation_config, "auto | vllm | FOLDER");
   app.add_option("--override-generation-config", override_gen,
@@ -122,6 +123,10 @@ std::optional<ServeCommand> parse_serve_command(int argc, char** argv, int* exit
   app.add_option("--max-waiting-requests", max_waiting,
                  "queue bound; beyond it requests get 503 (default 4 x max-num-seqs, 0 = none)");
   app.add_option("--seed", seed, "seed of the shared sampling source");
+  app.add_option("--max-logprobs", o.max_logprobs,
+                 "most logprobs / top_logprobs a request may ask for (default 20; -1: the whole "
+                 "vocabulary)")
+      ->check(CLI::Range(-1, 1 << 30));
   app.add_option("--http-threads", o.http_threads, "HTTP I/O threads (default 2)")
       ->check(CLI::Range(1, 64));
   app.add_option("--log-level,--uvicorn-log-level", log_level,
@@ -188,8 +193,8 @@ std::optional<ServeCommand> parse_serve_command(int argc, char** argv, int* exit
   }
   if (!kv_memory.empty()) {
     auto v = parse_memory_size(kv_memory);
-    if (!v.ok()) return fail("--kv-cache-memory: " + std::string(v.status().message()));
-    if (*v < 1) return fail("--kv-cache-memory must be positive");
+    if (!v.ok()) return fail("--kv-cache-memory-bytes: " + std::string(v.status().message()));
+    if (*v < 1) return fail("--kv-cache-memory-bytes must be positive");
     o.kv_cache_memory_bytes = *v;
   }
   if (!override_gen.empty()) {

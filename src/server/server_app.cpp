@@ -101,6 +101,8 @@ StatusOr<std::unique_ptr<ServerApp>> ServerApp::start(const ServeOptions& o) {
   sc.enable_prompt_tokens_details = o.enable_prompt_tokens_details;
   sc.enable_force_include_usage = o.enable_force_include_usage;
   sc.generation_defaults = defaults;
+  sc.max_logprobs = o.max_logprobs;
+  sc.json_limits.max_bytes = o.http.body_limit;
 
   CacheConfigInfo cache;
   cache.block_size = final_config.cache.block_size;

@@ -43,6 +43,7 @@ struct ServeOptions {
   bool enable_prompt_tokens_details = false;
   bool enable_force_include_usage = false;
   int32_t max_waiting_requests = -1;  // -1: 4 * max_num_seqs; 0: unbounded
+  int32_t max_logprobs = 20;          // --max-logprobs; -1: the vocabulary
   std::optional<uint64_t> seed;
   std::string kv_events_config;  // vLLM's --kv-events-config JSON; empty: no KV events
   int http_threads = 2;

@@ -318,6 +318,56 @@ TEST(ServeDataParallel, FrontAndRankPortsGiveSingleProcessOutput) {
   EXPECT_TRUE(process_gone(r0) && process_gone(r1));
 }
 
+// The front speaks the API a single `serve` does: /tokenize, /detokenize and /version go to a
+// rank, and /metrics shows both ranks' vllm:* series (one HELP/TYPE per family) beside the
+// front's own.
+TEST(ServeDataParallel, FrontServesTokenizeDetokenizeVersionAndRankMetrics) {
+  const int port = free_ports(3);
+  const int rpc = free_ports(1);
+  Child launcher = spawn(dp_args(port, rpc), "front_api.log");
+  ASSERT_TRUE(wait_healthy(port, launcher)) << launcher.output();
+  const uint16_t front = static_cast<uint16_t>(port);
+  const std::vector<std::pair<std::string, std::string>> ct = {
+      {"Content-Type", "application/json"}};
+
+  ClientResponse tok = http_request(front, "POST", "/tokenize",
+                                    json{{"model", "tiny"}, {"prompt", kPrompts[0]}}.dump(), ct);
+  ASSERT_EQ(tok.status, 200) << tok.body;
+  const json t = json::parse(tok.body, nullptr, false);
+  ASSERT_TRUE(t.is_object() && t.contains("tokens") && t["tokens"].is_array()) << tok.body;
+  ClientResponse direct = http_request(static_cast<uint16_t>(port + 1), "POST", "/tokenize",
+                                       json{{"model", "tiny"}, {"prompt", kPrompts[0]}}.dump(), ct);
+  EXPECT_EQ(tok.body, direct.body);
+
+  ClientResponse detok = http_request(front, "POST", "/detokenize",
+                                      json{{"model", "tiny"}, {"tokens", t["tokens"]}}.dump(), ct);
+  ASSERT_EQ(detok.status, 200) << detok.body;
+  EXPECT_NE(json::parse(detok.body, nullptr, false).value("prompt", "").find("quick brown fox"),
+            std::string::npos)
+      << detok.body;
+
+  ClientResponse version = http_request(front, "GET", "/version");
+  ASSERT_EQ(version.status, 200) << version.body;
+  EXPECT_TRUE(json::parse(version.body, nullptr, false).contains("version")) << version.body;
+  EXPECT_EQ(http_request(front, "GET", "/tokenize").status, 405);
+
+  EXPECT_FALSE(complete(port, kPrompts[0]).empty());
+  const std::string m = http_request(front, "GET", "/metrics").body;
+  EXPECT_NE(m.find("vllm:num_requests_running{"), std::string::npos) << m;
+  EXPECT_NE(m.find("engine=\"0\""), std::string::npos) << m;
+  EXPECT_NE(m.find("engine=\"1\""), std::string::npos) << m;
+  size_t type_lines = 0;
+  for (size_t p = m.find("# TYPE vllm:num_requests_running "); p != std::string::npos;
+       p = m.find("# TYPE vllm:num_requests_running ", p + 1)) {
+    ++type_lines;
+  }
+  EXPECT_EQ(type_lines, 1u) << m;
+  EXPECT_NE(m.find("vllm:request_success_total{"), std::string::npos) << m;
+  // The front's own series are still there.
+  EXPECT_NE(m.find("moeserve_router_endpoint_healthy"), std::string::npos) << m.substr(0, 2000);
+  EXPECT_EQ(launcher.stop(), 0) << launcher.output();
+}
+
 TEST(ServeDataParallel, TwoHostsOverTcp) {
   const std::vector<std::string>& want = single_process_outputs();
   const int port = free_ports(3);

@@ -118,6 +118,10 @@ TEST(KvEventsConfig, DataParallelRankOffsetsThePort) {
   EXPECT_EQ(*offset_endpoint_port("tcp://[::1]:5557", 1), "tcp://[::1]:5558");
   EXPECT_EQ(*offset_endpoint_port("tcp://127.0.0.1:*", 2), "tcp://127.0.0.1:*");
   EXPECT_EQ(*offset_endpoint_port("inproc://kv", 1), "inproc://kv_dp1");
+  // Rank 0 binds what was configured, whatever the scheme (vLLM offsets only ranks > 0).
+  EXPECT_EQ(*offset_endpoint_port("inproc://kv", 0), "inproc://kv");
+  EXPECT_EQ(*offset_endpoint_port("ipc:///tmp/kv", 0), "ipc:///tmp/kv");
+  EXPECT_EQ(*offset_endpoint_port("ipc:///tmp/kv", 2), "ipc:///tmp/kv_dp2");
   EXPECT_FALSE(offset_endpoint_port("tcp://h:65535", 1).ok());
   EXPECT_FALSE(offset_endpoint_port("tcp://*:5557", -1).ok());
   EXPECT_TRUE(endpoint_binds("tcp://*:5557"));

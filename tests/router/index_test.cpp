@@ -186,5 +186,36 @@ TEST(RequestParser, CompletionAndChat) {
   EXPECT_FALSE(make_scheduling_request("/v1/completions", nlohmann::json::array(), {}, "r").ok());
 }
 
+TEST(PrometheusText, MergesRankFamiliesOnce) {
+  const std::string rank0 =
+      "# HELP vllm:num_requests_running Running.\n# TYPE vllm:num_requests_running gauge\n"
+      "vllm:num_requests_running{engine=\"0\",model_name=\"m\"} 1\n"
+      "# HELP vllm:e2e_request_latency_seconds E2E.\n"
+      "# TYPE vllm:e2e_request_latency_seconds histogram\n"
+      "vllm:e2e_request_latency_seconds_bucket{engine=\"0\",le=\"+Inf\"} 2\n"
+      "vllm:e2e_request_latency_seconds_count{engine=\"0\"} 2\n"
+      "# HELP process_cpu_seconds_total CPU.\n# TYPE process_cpu_seconds_total counter\n"
+      "process_cpu_seconds_total 3\n";
+  std::string rank1 = rank0;
+  for (size_t p = rank1.find("engine=\"0\""); p != std::string::npos;
+       p = rank1.find("engine=\"0\"", p)) {
+    rank1.replace(p, 10, "engine=\"1\"");
+  }
+  const std::string merged = merge_exposition_families({rank0, rank1}, "vllm:");
+  auto count = [&](const std::string& what) {
+    size_t n = 0;
+    for (size_t p = merged.find(what); p != std::string::npos; p = merged.find(what, p + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(count("# TYPE vllm:num_requests_running gauge"), 1u) << merged;
+  EXPECT_EQ(count("# TYPE vllm:e2e_request_latency_seconds histogram"), 1u) << merged;
+  EXPECT_EQ(count("vllm:num_requests_running{engine="), 2u) << merged;
+  EXPECT_EQ(count("vllm:e2e_request_latency_seconds_count{engine=\"1\"} 2"), 1u) << merged;
+  EXPECT_EQ(count("process_cpu"), 0u) << merged;
+  auto samples = parse_prometheus_text(merged);
+  ASSERT_TRUE(samples.ok()) << samples.status();
+  EXPECT_EQ(samples->size(), 6u);
+}
+
 }  // namespace
 }  // namespace moeserve::router

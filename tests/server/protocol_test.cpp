@@ -237,5 +237,52 @@ TEST(DetokenizeRequest, Tokens) {
   EXPECT_EQ(error_of(parse_detokenize_request(parse(R"({"tokens":[-1]})"))).status, 400);
 }
 
+TEST(ParseJsonBody, BoundedIntake) {
+  // 100000 nested arrays: refused before any recursive code sees them.
+  const std::string deep =
+      R"({"model":"m","messages":)" + std::string(100000, '[') + std::string(100000, ']') + "}";
+  ApiError e = error_of(parse_json_body(deep));
+  EXPECT_EQ(e.status, 400);
+  EXPECT_EQ(e.type, "BadRequestError");
+  net::JsonLimits small;
+  small.max_bytes = 8;
+  e = error_of(parse_json_body(R"({"prompt":"long enough"})", small));
+  EXPECT_EQ(e.status, 413);
+}
+
+TEST(RequestLimits, NAboveTheBoundIsVllms400) {
+  ApiError e = error_of(parse_completion_request(parse(R"({"prompt":"x","n":20000000})")));
+  EXPECT_EQ(e.status, 400);
+  EXPECT_EQ(e.message,
+            "n must be at most 16384, got 20000000. To increase this limit, set the "
+            "VLLM_MAX_N_SEQUENCES environment variable.");
+  EXPECT_TRUE(std::holds_alternative<CompletionRequest>(
+      parse_completion_request(parse(R"({"prompt":"x","n":16384})"))));
+}
+
+TEST(RequestLimits, LogprobsAgainstMaxLogprobs) {
+  EXPECT_FALSE(check_logprobs(std::nullopt, 20, 1000));
+  EXPECT_FALSE(check_logprobs(0, 20, 1000));
+  EXPECT_FALSE(check_logprobs(20, 20, 1000));
+  auto e = check_logprobs(21, 20, 1000);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->message, "Requested sample logprobs of 21, which is greater than max allowed: 20");
+  EXPECT_EQ(e->param, "logprobs");
+  e = check_logprobs(-1, 20, 1000);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->message, "Requested sample logprobs of 1000, which is greater than max allowed: 20");
+  EXPECT_FALSE(check_logprobs(-1, -1, 1000));
+  EXPECT_TRUE(check_logprobs(1001, -1, 1000));
+}
+
+TEST(RequestLimits, StopStrings) {
+  std::string many = R"({"prompt":"x","stop":[)";
+  for (int i = 0; i < 257; ++i) many += i ? ",\"s\"" : "\"s\"";
+  many += "]}";
+  EXPECT_EQ(error_of(parse_completion_request(parse(many))).param, "stop");
+  const std::string long_stop = R"({"prompt":"x","stop":")" + std::string(5000, 'a') + "\"}";
+  EXPECT_EQ(error_of(parse_completion_request(parse(long_stop))).param, "stop");
+}
+
 }  // namespace
 }  // namespace moeserve::server
