@@ -17,6 +17,7 @@
 #include "core/cpu_features.h"
 #include "core/logging.h"
 #include "core/parallel.h"
+#include "core/wait_policy.h"
 #include "kernels/ceilings.h"
 #include "model/deepseek.h"
 #include "nlohmann/json.hpp"
@@ -97,6 +98,7 @@ int bench_model(int argc, char** argv) {
   nlohmann::json out = {
       {"model", dir},
       {"threads", num_threads()},
+      {"wait_policy", wait_policy_description()},
       {"isa", std::string(isa_name(isa_level()))},
       {"prompt_len", prompt_len},
       {"decode_tokens", decode_tokens},

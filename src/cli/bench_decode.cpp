@@ -18,6 +18,7 @@
 #include "cli/model_cost.h"
 #include "core/cpu_features.h"
 #include "core/parallel.h"
+#include "core/wait_policy.h"
 #include "core/dtype.h"
 #include "engine/llm_engine.h"
 #include "kernels/ceilings.h"
@@ -194,6 +195,7 @@ int bench_decode_main(int argc, char** argv) {
   }
   nlohmann::json out = {{"model", dir},
                         {"threads", num_threads()},
+                        {"wait_policy", wait_policy_description()},
                         {"isa", std::string(isa_name(isa_level()))},
                         {"prompt_len", prompt_len},
                         {"decode_tokens", decode_tokens},
