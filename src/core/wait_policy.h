@@ -3,10 +3,10 @@
 // libgomp (ours and oneDNN's OpenMP runtime) spins 300,000 iterations by default after a
 // parallel region before it sleeps on a futex, and forever with OMP_WAIT_POLICY=active. On
 // a core another process needs (a second engine, the router, a client) that spinning steals
-// the time the working threads need: three engines and a router on two cores ran 12x slower
-// than with passive waiting. moeserve therefore bounds the spin itself (kDefaultSpinCount,
-// measured in docs/benchmarks.md: single-engine speed kept, co-located engines not starved),
-// so speed does not hinge on a variable the user has to know about.
+// the time the working threads need: three engines and a router on two cores ran 33x slower
+// than with passive waiting, and still 9x slower with a 10,000-iteration spin. moeserve
+// therefore bounds the spin itself (kDefaultSpinCount, measured in docs/benchmarks.md), so
+// speed does not hinge on a variable the user has to know about.
 //
 // libgomp reads OMP_WAIT_POLICY and GOMP_SPINCOUNT once, when it is loaded (before main), so
 // apply_wait_policy_default() re-executes the binary once with GOMP_SPINCOUNT set. Values
@@ -19,7 +19,7 @@
 namespace moeserve {
 
 // Iterations an idle compute thread spins before sleeping (GOMP_SPINCOUNT).
-inline constexpr const char* kDefaultSpinCount = "10000";
+inline constexpr const char* kDefaultSpinCount = "100";
 
 // Returns only when nothing is to be done (the policy is in effect, the user chose one, or
 // the re-exec failed, which is logged to stderr and leaves libgomp's default); otherwise
