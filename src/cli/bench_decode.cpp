@@ -18,6 +18,7 @@
 #include "cli/model_cost.h"
 #include "core/cpu_features.h"
 #include "core/parallel.h"
+#include "core/wait_policy.h"
 #include "core/dtype.h"
 #include "engine/llm_engine.h"
 #include "kernels/ceilings.h"
@@ -137,13 +138,17 @@ int bench_decode_main(int argc, char** argv) {
   auto run_batch = [&](int b) -> StatusOr<double> {
     auto sink = std::make_shared<BatchSink>(b);
     for (int i = 0; i < b; ++i) {
+      engine::RequestInputs in;
+      in.prompt_token_ids.resize(static_cast<size_t>(prompt_len));
+      for (auto& t : in.prompt_token_ids) t = static_cast<int32_t>(rng() % mc.vocab_size);
+      in.sampling.temperature = 0.0;
+      in.max_tokens = static_cast<int32_t>(decode_tokens + 1);
+      in.params.ignore_eos = true;
+      MS_ASSIGN_OR_RETURN(engine::SamplingParams params, (*eng)->input_processor().process(in));
       engine::NewRequest r;
       r.request_id = absl::StrCat("bench-", next_id++);
-      r.prompt_token_ids.resize(static_cast<size_t>(prompt_len));
-      for (auto& t : r.prompt_token_ids) t = static_cast<int32_t>(rng() % mc.vocab_size);
-      r.params.temperature = 0.0f;
-      r.params.max_tokens = static_cast<int32_t>(decode_tokens + 1);
-      r.params.ignore_eos = true;
+      r.prompt_token_ids = std::move(in.prompt_token_ids);
+      r.params = std::move(params);
       r.sink = sink;
       MS_RETURN_IF_ERROR((*eng)->add_request(std::move(r)));
     }
@@ -190,6 +195,7 @@ int bench_decode_main(int argc, char** argv) {
   }
   nlohmann::json out = {{"model", dir},
                         {"threads", num_threads()},
+                        {"wait_policy", wait_policy_description()},
                         {"isa", std::string(isa_name(isa_level()))},
                         {"prompt_len", prompt_len},
                         {"decode_tokens", decode_tokens},

@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "core/logging.h"
+#include "core/wait_policy.h"
 #include "router/route_command.h"
 
 namespace {
@@ -27,6 +28,8 @@ void usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // First, before any thread exists: libgomp has read its wait policy already (core/wait_policy.h).
+  moeserve::apply_wait_policy_default(argv);
   moeserve::init_logging();
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     usage();

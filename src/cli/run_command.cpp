@@ -1,5 +1,9 @@
 // `moeserve run MODEL (--prompt TEXT | --prompt-ids 3,14,15) [--max-tokens N]
-//  [--temperature T] [--seed S] [--ignore-eos] [--logprobs K] [--json]`
+//  [--temperature T] [--seed S] [--ignore-eos] [--logprobs K] [--generation-config auto]
+//  [--json]`: one request through an LlmEngine, built by its InputProcessor like a server
+// request, so `run --seed S --temperature T` and a completion request with the same seed,
+// temperature and max_tokens give the same tokens.
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <optional>
@@ -8,9 +12,10 @@
 #include "absl/strings/str_split.h"
 #include "CLI/CLI.hpp"
 #include "cli/commands.h"
-#include "cli/offline_generator.h"
+#include "cli/offline_engine.h"
 #include "core/logging.h"
 #include "core/progress.h"
+#include "model/deepseek.h"
 #include "nlohmann/json.hpp"
 #include "tokenizer/incremental_decoder.h"
 #include "tokenizer/tokenizer.h"
@@ -41,41 +46,57 @@ int fail(const Status& st) {
 
 int run_main(int argc, char** argv) {
   CLI::App app{"Generate text from a model directory", "moeserve run"};
-  std::string model_dir, prompt, prompt_ids;
-  GenerateOptions opts;
-  bool json = false;
+  std::string model_dir, prompt, prompt_ids, generation_config = "auto";
+  int32_t max_tokens = 16;
+  double temperature = 0.0;
+  std::optional<int64_t> seed;
+  int32_t top_logprobs = 0;
+  bool ignore_eos = false, json = false;
   app.add_option("MODEL", model_dir, "Hugging Face checkpoint directory")->required();
   auto* p1 = app.add_option("--prompt", prompt, "prompt text (needs tokenizer.json)");
   auto* p2 = app.add_option("--prompt-ids", prompt_ids, "comma-separated prompt token ids");
   p1->excludes(p2);
-  app.add_option("--max-tokens", opts.max_tokens, "tokens to generate")->check(CLI::PositiveNumber);
-  app.add_option("--temperature", opts.temperature, "0 = greedy")->check(CLI::Range(0.0, 100.0));
-  app.add_option("--seed", opts.seed, "sampling seed");
-  app.add_flag("--ignore-eos", opts.ignore_eos, "keep generating past EOS");
-  app.add_option("--logprobs", opts.top_logprobs, "top-K log-probabilities per token")
+  app.add_option("--max-tokens", max_tokens, "tokens to generate")->check(CLI::PositiveNumber);
+  app.add_option("--temperature", temperature, "0 = greedy")->check(CLI::Range(0.0, 100.0));
+  app.add_option("--seed", seed,
+                 "sampling seed (the request's own random stream, as a server request's "
+                 "\"seed\"); unset: unseeded");
+  app.add_flag("--ignore-eos", ignore_eos, "keep generating past EOS");
+  app.add_option("--logprobs", top_logprobs, "top-K log-probabilities per token")
       ->check(CLI::Range(0, 1000));
+  app.add_option("--generation-config", generation_config,
+                 "'auto' (the model's generation_config.json), 'vllm' (none) or a folder");
   app.add_flag("--json", json, "print one JSON object");
   CLI11_PARSE(app, argc, argv);
   if (prompt.empty() && prompt_ids.empty()) {
     return fail(absl::InvalidArgumentError("give --prompt TEXT or --prompt-ids IDS"));
   }
 
-  std::optional<Tokenizer> tok;
+  std::shared_ptr<const Tokenizer> tok;
   auto loaded = Tokenizer::load(model_dir);
   if (loaded.ok()) {
-    tok.emplace(std::move(*loaded));
+    tok = std::make_shared<Tokenizer>(std::move(*loaded));
   } else if (!absl::IsNotFound(loaded.status()) || !prompt.empty()) {
     return fail(loaded.status());
   }
-  std::vector<int32_t> ids;
+  engine::RequestInputs in;
   if (!prompt.empty()) {
-    ids = tok->encode(prompt, /*add_special_tokens=*/true);
+    in.prompt_token_ids = tok->encode(prompt, /*add_special_tokens=*/true);
   } else {
     auto parsed = parse_ids(prompt_ids);
     if (!parsed.ok()) return fail(parsed.status());
-    ids = std::move(*parsed);
+    in.prompt_token_ids = std::move(*parsed);
   }
+  // The fields a server request sets; the rest come from generation_config like the server's.
+  in.sampling.temperature = temperature;
+  in.params.seed = seed;
+  in.params.ignore_eos = ignore_eos;
+  if (top_logprobs > 0) in.params.logprobs = top_logprobs;
+  in.max_tokens = max_tokens;
 
+  auto defaults = engine::GenerationDefaults::load(generation_config, model_dir,
+                                                    nlohmann::json::object());
+  if (!defaults.ok()) return fail(defaults.status());
   std::optional<ProgressBar> bar;
   if (!json) bar.emplace("loading " + model_dir + " (layers)", 0);
   ModelLoadOptions lo;
@@ -85,43 +106,46 @@ int run_main(int argc, char** argv) {
   auto model = DeepseekModel::load(model_dir, lo);
   if (bar) bar->finish();
   if (!model.ok()) return fail(model.status());
-  const ModelConfig& cfg = (*model)->config();
-  if (cfg.eos_token_id) opts.eos_ids.push_back(*cfg.eos_token_id);
-  if (tok && tok->eos_id() && (!cfg.eos_token_id || *tok->eos_id() != *cfg.eos_token_id)) {
-    opts.eos_ids.push_back(*tok->eos_id());
-  }
 
-  std::optional<IncrementalDecoder> stream;
-  if (tok && !json) stream.emplace(*tok, /*skip_special_tokens=*/true);
-  auto on_token = [&](int32_t id) {
+  OfflineEngineOptions eo;
+  eo.max_model_len = static_cast<int64_t>(in.prompt_token_ids.size()) + max_tokens;
+  eo.max_num_batched_tokens =
+      std::max<int32_t>(2048, static_cast<int32_t>(in.prompt_token_ids.size()));
+  eo.generation_defaults = std::move(*defaults);
+  auto eng = make_offline_engine(std::move(*model), tok, eo);
+  if (!eng.ok()) return fail(eng.status());
+
+  auto on_output = [&](const engine::EngineOutput& o) {
     if (json) return;
-    if (stream) {
-      std::cout << stream->push(id) << std::flush;
+    if (tok) {
+      std::cout << o.text << std::flush;
     } else {
-      std::cout << id << ' ' << std::flush;
+      for (int32_t id : o.token_ids) std::cout << id << ' ';
+      std::cout << std::flush;
     }
   };
-  auto res = generate(**model, ids, opts, on_token);
+  auto res = generate_one(**eng, "run-0", in, on_output);
   if (!res.ok()) return fail(res.status());
   if (!json) {
-    if (stream) std::cout << stream->flush();
     std::cout << std::endl;
     return 0;
   }
   nlohmann::json out;
   out["token_ids"] = res->token_ids;
-  out["text"] = tok ? tok->decode(res->token_ids, true) : std::string();
+  out["text"] = res->text;
   nlohmann::json lps = nlohmann::json::array();
   for (const auto& step : res->logprobs) {
     nlohmann::json s = nlohmann::json::array();
-    for (const auto& e : step) s.push_back({{"id", e.id}, {"logprob", e.logprob}});
+    for (const auto& e : step.top) s.push_back({{"id", e.token_id}, {"logprob", e.logprob}});
     lps.push_back(s);
   }
   out["logprobs"] = lps;
-  out["prompt_tokens"] = ids.size();
-  out["prefill_tokens_per_s"] = ids.size() / std::max(res->prefill_seconds, 1e-9);
+  out["finish_reason"] = res->finish_reason;
+  out["prompt_tokens"] = in.prompt_token_ids.size();
+  out["prefill_tokens_per_s"] =
+      in.prompt_token_ids.size() / std::max(res->times.prefill_seconds, 1e-9);
   const size_t decoded = res->token_ids.size() > 1 ? res->token_ids.size() - 1 : 0;
-  out["decode_tokens_per_s"] = decoded / std::max(res->decode_seconds, 1e-9);
+  out["decode_tokens_per_s"] = decoded / std::max(res->times.decode_seconds, 1e-9);
   std::cout << out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
   return 0;
 }

@@ -1,5 +1,6 @@
 // Thread-pool glue over OpenMP. parallel_for splits [0, n) into contiguous chunks, one
 // per thread; fn(begin, end) must be safe to run concurrently on disjoint ranges.
+// Idle workers spin a bounded time, then sleep (core/wait_policy.h sets the bound).
 #pragma once
 
 #include <omp.h>
@@ -39,8 +40,10 @@ void parallel_for(int64_t n, Fn&& fn, int64_t min_chunk = 1) {
   }
 #pragma omp parallel num_threads(workers)
   {
+    // The team may be smaller than asked (OMP_DYNAMIC, OMP_THREAD_LIMIT): split by its size.
+    const int team = omp_get_num_threads();
     const int t = omp_get_thread_num();
-    const int64_t chunk = (n + workers - 1) / workers;
+    const int64_t chunk = (n + team - 1) / team;
     const int64_t b = std::min<int64_t>(n, t * chunk);
     const int64_t e = std::min<int64_t>(n, b + chunk);
     if (b < e) fn(b, e);

@@ -71,6 +71,10 @@ StatusOr<std::unique_ptr<LlmEngine>> LlmEngine::create(EngineConfig config,
                                           config.cache.block_size, model->cache_entry_dim()));
   e->runner_ = std::make_unique<ModelRunner>(model.get(), std::move(cache));
   e->sampler_ = std::make_unique<Sampler>(config.sampler_seed);
+  MS_ASSIGN_OR_RETURN(e->input_processor_,
+                      InputProcessor::create(InputProcessorConfig::from_model(
+                          mc, config.scheduler.max_model_len, tokenizer.get(),
+                          config.generation_defaults)));
   e->events_ = events;
   if (ProcessGroup* g = model->ep_group(); g != nullptr && g->world_size() > 1) {
     e->dp_ = std::make_unique<DpCoordinator>(g, config.data_parallel);
@@ -129,19 +133,7 @@ Status LlmEngine::add_requests(std::vector<NewRequest> requests) {
 
 Status LlmEngine::check_new_request(const NewRequest& r) const {
   if (!r.sink) return absl::InvalidArgumentError("request has no output sink");
-  if (r.prompt_token_ids.empty()) return absl::InvalidArgumentError("The prompt is empty.");
-  const int64_t vocab = model_->config().vocab_size;
-  for (int32_t t : r.prompt_token_ids) {
-    if (t < 0 || t >= vocab) {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("Token id %d is out of vocabulary (size %d).", t, vocab));
-    }
-  }
-  if (static_cast<int64_t>(r.prompt_token_ids.size()) > config_.scheduler.max_model_len) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("Input length (%d) exceeds model's maximum context length (%d).",
-                        r.prompt_token_ids.size(), config_.scheduler.max_model_len));
-  }
+  MS_RETURN_IF_ERROR(input_processor_->check_prompt(r.prompt_token_ids));
   return absl::OkStatus();
 }
 
@@ -318,10 +310,7 @@ bool LlmEngine::drain_inputs() {
     aborts.swap(pending_aborts_);
     queued_ = 0;
   }
-  const ModelConfig& mc = model_->config();
-  std::optional<int32_t> eos;
-  if (mc.eos_token_id) eos = static_cast<int32_t>(*mc.eos_token_id);
-  if (!eos && tokenizer_ && tokenizer_->eos_id()) eos = *tokenizer_->eos_id();
+  const std::optional<int32_t> eos = input_processor_->eos_token_id();
   for (NewRequest& r : adds) {
     auto t = std::make_unique<Tracked>(r.sink, tokenizer_.get(), r.params,
                                        static_cast<int32_t>(r.prompt_token_ids.size()));

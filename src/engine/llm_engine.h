@@ -23,6 +23,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "core/status.h"
 #include "engine/dp_coordinator.h"
+#include "engine/input_processor.h"
 #include "engine/kv_events.h"
 #include "engine/sampler.h"
 #include "engine/scheduler.h"
@@ -42,6 +43,9 @@ struct EngineConfig {
   KVCacheConfig cache;  // num_blocks 0: derived from kv_cache_memory_bytes
   int64_t kv_cache_memory_bytes = 0;
   std::optional<uint64_t> sampler_seed;  // fixes the shared random source (tests)
+  // generation_config.json's defaults and EOS ids (GenerationDefaults::load), used by the
+  // engine's InputProcessor.
+  GenerationDefaults generation_defaults;
   // Data-parallel lockstep, used when the model was loaded with expert parallelism.
   DpCoordinatorOptions data_parallel;
 };
@@ -91,7 +95,7 @@ class OutputSink {
 struct NewRequest {
   std::string request_id;
   std::vector<int32_t> prompt_token_ids;
-  SamplingParams params;  // validated, generation_config defaults applied, max_tokens set
+  SamplingParams params;  // from input_processor().process(): complete and validated
   std::string cache_salt;
   std::shared_ptr<OutputSink> sink;
   // Set by add_request (when the engine took the request).
@@ -141,8 +145,11 @@ class LlmEngine {
   LlmEngine(const LlmEngine&) = delete;
   LlmEngine& operator=(const LlmEngine&) = delete;
 
+  // The engine's input processor: every caller builds a request's SamplingParams with
+  // input_processor().process() before add_request.
+  const InputProcessor& input_processor() const { return *input_processor_; }
   // Queues a request. Unavailable when the waiting queue is full or the engine is stopping;
-  // InvalidArgument for a prompt the model cannot take (empty, too long, bad token id).
+  // InvalidArgument for a prompt the model cannot take (InputProcessor::check_prompt).
   Status add_request(NewRequest request);
   // Queues every request or none (the choices of one n > 1 request): the waiting-queue bound
   // is checked for all of them at once, so a request that does not fit leaves nothing behind.
@@ -197,6 +204,7 @@ class LlmEngine {
   std::unique_ptr<DeepseekModel> model_;
   std::shared_ptr<const Tokenizer> tokenizer_;
   std::unique_ptr<ModelRunner> runner_;
+  std::optional<InputProcessor> input_processor_;  // set by create(), immutable after
   std::unique_ptr<DpCoordinator> dp_;     // set with an expert-parallel model
   std::unique_ptr<Scheduler> scheduler_;  // engine-loop thread only
   std::unique_ptr<Sampler> sampler_;      // engine-loop thread only

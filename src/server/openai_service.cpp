@@ -236,25 +236,18 @@ std::optional<ApiError> OpenAiService::prepare_prompt(const GenerationRequest& g
         *gen.truncate_prompt_tokens == -1 ? engine_->max_model_len() : *gen.truncate_prompt_tokens;
     if (k > 0 && static_cast<int64_t>(ids.size()) > k) ids.erase(ids.begin(), ids.end() - k);
   }
-  if (ids.empty()) return bad_request("The prompt is empty after tokenization.", "prompt");
-  if (auto e = check_token_ids(ids)) return e;
-  const auto& defaults = config_.generation_defaults;
-  auto max_tokens = engine::get_max_tokens(
-      engine_->max_model_len(), static_cast<int32_t>(ids.size()), gen.max_tokens, defaults);
-  if (!max_tokens.ok()) return bad_request(std::string(max_tokens.status().message()));
-  engine::SamplingParams p = gen.params;
-  engine::apply_sampling_defaults(gen.sampling, defaults, &p);
-  p.max_tokens = *max_tokens;
-  std::optional<int32_t> eos;
-  if (tokenizer_ && tokenizer_->eos_id()) {
-    eos = tokenizer_->eos_id();
-  } else if (engine_->model_config().eos_token_id) {
-    eos = static_cast<int32_t>(*engine_->model_config().eos_token_id);
+  const engine::InputProcessor& processor = engine_->input_processor();
+  if (Status st = processor.check_prompt(ids); !st.ok()) {
+    return bad_request(std::string(st.message()), "prompt");
   }
-  p.update_from_generation_config(defaults.eos_token_ids, eos);
-  absl::Status st = p.normalize_and_validate();
-  if (!st.ok()) return bad_request(std::string(st.message()));
-  prompt->params = std::move(p);
+  engine::RequestInputs in;
+  in.prompt_token_ids = ids;
+  in.params = gen.params;
+  in.sampling = gen.sampling;
+  in.max_tokens = gen.max_tokens;
+  StatusOr<engine::SamplingParams> p = processor.process(in);
+  if (!p.ok()) return bad_request(std::string(p.status().message()));
+  prompt->params = std::move(*p);
   return std::nullopt;
 }
 

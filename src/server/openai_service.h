@@ -33,7 +33,6 @@ struct ServiceConfig {
   std::optional<std::string> api_key;
   bool enable_prompt_tokens_details = false;
   bool enable_force_include_usage = false;
-  engine::GenerationDefaults generation_defaults;
   int retry_after_seconds = 1;
   // --max-logprobs: logprobs / top_logprobs above it get vLLM's 400; -1 allows the vocabulary.
   int32_t max_logprobs = 20;
@@ -74,9 +73,10 @@ class OpenAiService final : public HttpHandler {
                                     bool continue_final_message,
                                     const std::optional<std::string>& request_template,
                                     const Json& kwargs, const Json& tools) const;
-  // Token ids of a prompt, checked against the vocabulary and max_model_len; fills the
-  // resolved sampling params.
+  // Truncates the prompt as asked, then hands it to the engine's InputProcessor, which
+  // checks it and resolves the sampling params.
   std::optional<ApiError> prepare_prompt(const GenerationRequest& gen, JobPrompt* prompt) const;
+  // /detokenize: ids inside the tokenizer's (or the model's, if larger) vocabulary.
   std::optional<ApiError> check_token_ids(const std::vector<int32_t>& ids) const;
 
   ServiceConfig config_;

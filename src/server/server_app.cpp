@@ -87,6 +87,7 @@ StatusOr<std::unique_ptr<ServerApp>> ServerApp::start(const ServeOptions& o) {
     ec.kv_cache_memory_bytes = std::min(default_kv_cache_memory(), blocks * per_block);
   }
   ec.sampler_seed = o.seed;
+  ec.generation_defaults = std::move(defaults);
   MS_ASSIGN_OR_RETURN(app->kv_events_,
                       kv_events::make_kv_event_publisher(o.kv_events_config, dp_rank));
   MS_ASSIGN_OR_RETURN(app->engine_, engine::LlmEngine::create(ec, std::move(model), tokenizer,
@@ -100,7 +101,6 @@ StatusOr<std::unique_ptr<ServerApp>> ServerApp::start(const ServeOptions& o) {
   sc.api_key = o.api_key;
   sc.enable_prompt_tokens_details = o.enable_prompt_tokens_details;
   sc.enable_force_include_usage = o.enable_force_include_usage;
-  sc.generation_defaults = defaults;
   sc.max_logprobs = o.max_logprobs;
   sc.json_limits.max_bytes = o.http.body_limit;
 

@@ -1,0 +1,84 @@
+#include "cli/offline_engine.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <mutex>
+
+#include "model/deepseek.h"
+
+namespace moeserve {
+namespace {
+
+// Collects one request's outputs and wakes the waiting caller when it finishes.
+class WaitingSink final : public engine::OutputSink {
+ public:
+  explicit WaitingSink(std::function<void(const engine::EngineOutput&)> on_output)
+      : on_output_(std::move(on_output)) {}
+
+  void on_output(engine::EngineOutput o) override {
+    if (on_output_) on_output_(o);
+    std::lock_guard<std::mutex> lk(mu_);
+    result_.token_ids.insert(result_.token_ids.end(), o.token_ids.begin(), o.token_ids.end());
+    result_.text += o.text;
+    for (auto& l : o.logprobs) result_.logprobs.push_back(std::move(l));
+    result_.num_prompt_tokens = o.num_prompt_tokens;
+    if (!o.finished) return;
+    result_.finish_reason = o.finish_reason;
+    if (o.phase_times) result_.times = *o.phase_times;
+    error_ = o.error;
+    done_ = true;
+    cv_.notify_all();
+  }
+
+  StatusOr<OfflineResult> wait() {
+    std::unique_lock<std::mutex> lk(mu_);
+    cv_.wait(lk, [&] { return done_; });
+    if (result_.finish_reason == "error" || result_.finish_reason == "abort") {
+      return absl::InternalError(error_.empty() ? "the engine aborted the request" : error_);
+    }
+    return std::move(result_);
+  }
+
+ private:
+  std::function<void(const engine::EngineOutput&)> on_output_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  OfflineResult result_;
+  std::string error_;
+  bool done_ = false;
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<engine::LlmEngine>> make_offline_engine(
+    std::unique_ptr<DeepseekModel> model, std::shared_ptr<const Tokenizer> tokenizer,
+    const OfflineEngineOptions& options) {
+  const ModelConfig& mc = model->config();
+  const int64_t len = std::clamp<int64_t>(options.max_model_len, 1, mc.max_position_embeddings);
+  engine::EngineConfig ec;
+  ec.scheduler.max_model_len = static_cast<int32_t>(len);
+  ec.scheduler.max_num_seqs = 1;
+  ec.scheduler.max_num_batched_tokens =
+      std::max<int32_t>(options.max_num_batched_tokens, ec.scheduler.max_num_seqs);
+  ec.cache.enable_prefix_caching = options.enable_prefix_caching;
+  // One sequence of max_model_len, plus the null block.
+  ec.cache.num_blocks = static_cast<int32_t>((len + ec.cache.block_size - 1) / ec.cache.block_size + 1);
+  ec.generation_defaults = options.generation_defaults;
+  return engine::LlmEngine::create(ec, std::move(model), std::move(tokenizer));
+}
+
+StatusOr<OfflineResult> generate_one(
+    engine::LlmEngine& engine, const std::string& request_id, const engine::RequestInputs& inputs,
+    const std::function<void(const engine::EngineOutput&)>& on_output) {
+  MS_ASSIGN_OR_RETURN(engine::SamplingParams params, engine.input_processor().process(inputs));
+  auto sink = std::make_shared<WaitingSink>(on_output);
+  engine::NewRequest r;
+  r.request_id = request_id;
+  r.prompt_token_ids = inputs.prompt_token_ids;
+  r.params = std::move(params);
+  r.sink = sink;
+  MS_RETURN_IF_ERROR(engine.add_request(std::move(r)));
+  return sink->wait();
+}
+
+}  // namespace moeserve
