@@ -8,9 +8,9 @@
 #include <iostream>
 #include <optional>
 
+#include "CLI/CLI.hpp"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
-#include "CLI/CLI.hpp"
 #include "cli/commands.h"
 #include "cli/offline_engine.h"
 #include "core/logging.h"
@@ -94,8 +94,8 @@ int run_main(int argc, char** argv) {
   if (top_logprobs > 0) in.params.logprobs = top_logprobs;
   in.max_tokens = max_tokens;
 
-  auto defaults = engine::GenerationDefaults::load(generation_config, model_dir,
-                                                    nlohmann::json::object());
+  auto defaults =
+      engine::GenerationDefaults::load(generation_config, model_dir, nlohmann::json::object());
   if (!defaults.ok()) return fail(defaults.status());
   std::optional<ProgressBar> bar;
   if (!json) bar.emplace("loading " + model_dir + " (layers)", 0);
