@@ -30,6 +30,10 @@ class Linear {
   Tensor w_;
 };
 
+// Entries of the process-wide cache of oneDNN bf16 matmul primitives behind the large-m path
+// (bounded: one per row bucket and weight shape, at most a few hundred; see linear.cpp).
+size_t linear_primitive_cache_entries();
+
 // Plain scalar reference of Linear::forward (double accumulation).
 void linear_ref(const float* x, int64_t m, const Tensor& w, float* y);
 

@@ -123,7 +123,9 @@ void add_linear_cases(std::vector<Case>& cases) {
                            }});
         }
       }
-      for (int64_t m : {1, 5, 8, 17, 64}) {
+      // 17, 300: a row count that is not its bucket (zero padding rows, scratch dst); 256: one
+      // whole chunk; 300: a whole chunk and a padded remainder.
+      for (int64_t m : {1, 5, 8, 17, 64, 256, 300}) {
         // A bf16 matmul rounds x to bf16 as well.
         const double tol = bf16 && onednn_bf16_matmul_available() ? 2e-2 : 1e-5;
         cases.push_back({"large_m/onednn/" + wt + "_m" + std::to_string(m) + "_n" +
@@ -391,6 +393,19 @@ TEST(LinearPortable, ForwardAgreesUnderPortableCap) {
     }
   }
   set_isa_cap(IsaLevel::kAmx);
+}
+
+// The bf16 matmul's primitives are keyed by row bucket, not by row count: every m from 5 to 600
+// on one weight shape adds at most one primitive per bucket (20), where one per m (596) would
+// grow with the variety of batch shapes.
+TEST(Linear, PrimitiveCacheIsBoundedByRowBuckets) {
+  if (!onednn_bf16_matmul_available()) GTEST_SKIP() << "no bf16 matmul on this CPU";
+  const int64_t n = 24, k = 40;
+  const Tensor w = make_weight(n, k, /*bf16=*/true, 3);
+  const size_t before = linear_primitive_cache_entries();
+  std::vector<float> x = random_vec(600 * k, 5), y(600 * n);
+  for (int64_t m = 5; m <= 600; ++m) linear_impl::large_m(x.data(), m, k, w, y.data(), n);
+  EXPECT_LE(linear_primitive_cache_entries() - before, 20u);
 }
 
 TEST(Linear, CreateRejectsBadWeights) {
