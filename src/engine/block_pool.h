@@ -1,6 +1,7 @@
 // BlockPool: every KV-cache block of one engine, their reference counts, the free queue
 // (LRU eviction order) and the prefix cache (block hash -> cached blocks), following
-// vLLM V1's vllm/v1/core/block_pool.py.
+// vLLM V1's vllm/v1/core/block_pool.py. The prefix cache holds at most one hash per block, so
+// its size is bounded by the number of blocks fixed at construction.
 //
 // Invariants:
 //  - block 0 is the null block: taken out of the free queue at construction, never freed;
@@ -81,7 +82,9 @@ class BlockPool {
   std::vector<KVCacheBlock> blocks_;
   FreeKVCacheBlockQueue free_queue_;
   KVCacheBlock* null_block_ = nullptr;
-  // hash -> (block id -> block); several blocks may share a hash.
+  // The prefix cache: hash -> (block id -> block); several blocks may share a hash. Bounded by
+  // the pool: a block carries at most one hash, so at most num_blocks() entries in all
+  // (exported as moeserve:prefix_cache_entries).
   absl::flat_hash_map<BlockHash, absl::flat_hash_map<int32_t, KVCacheBlock*>> cached_;
 };
 

@@ -498,6 +498,7 @@ void LlmEngine::publish_stats(const SchedulerOutput& so, int64_t new_tokens) {
   stats_.num_preemptions = s.num_preemptions;
   stats_.prefix_cache_queries += s.prefix_cache.queries;
   stats_.prefix_cache_hits += s.prefix_cache.hits;
+  stats_.prefix_cache_entries = s.prefix_cache_entries;
   stats_.prompt_tokens += prompt;
   stats_.generation_tokens += new_tokens;
   if (so.scheduled.empty()) return;

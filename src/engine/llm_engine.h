@@ -110,6 +110,8 @@ struct EngineStats {
   int64_t num_preemptions = 0;
   int64_t prefix_cache_queries = 0;
   int64_t prefix_cache_hits = 0;
+  // Block hashes in the prefix cache (at most one per KV block: bounded by num_gpu_blocks).
+  int64_t prefix_cache_entries = 0;
   int64_t prompt_tokens = 0;
   int64_t generation_tokens = 0;
   int32_t num_gpu_blocks = 0;  // KV blocks (vLLM's label name), excluding the null block

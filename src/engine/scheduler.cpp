@@ -262,6 +262,7 @@ SchedulerStats Scheduler::stats() {
   s.kv_cache_usage = kv_->usage();
   s.num_preemptions = num_preemptions_;
   s.prefix_cache = kv_->take_prefix_cache_stats();
+  s.prefix_cache_entries = static_cast<int64_t>(kv_->block_pool().num_cached_hashes());
   return s;
 }
 

@@ -74,6 +74,7 @@ struct SchedulerStats {
   double kv_cache_usage = 0.0;
   int64_t num_preemptions = 0;    // total so far
   PrefixCacheStats prefix_cache;  // since the previous stats() call
+  int64_t prefix_cache_entries = 0;  // block hashes held by the prefix cache now
 };
 
 class Scheduler {

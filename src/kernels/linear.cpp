@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <list>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <tuple>
@@ -33,6 +35,8 @@ constexpr int64_t kGemvMinRows = 16;
 // Weight rows widened to f32 per oneDNN call in the bf16-weights/f32-GEMM fallback.
 constexpr int64_t kWidenRows = 256;  // ~95% of plain sgemm at m=512 (measured)
 
+// A buffer that grows to the largest request and is reused; every caller below asks for a
+// bounded size (a fixed number of rows times the weight's k or n), so it never exceeds that.
 struct AlignedBuffer {
   float* data = nullptr;
   size_t capacity = 0;  // floats
@@ -47,18 +51,21 @@ struct AlignedBuffer {
   }
 };
 
+// kWidenRows x k floats per thread (the widened weight block of large_m_widen).
 float* thread_scratch(size_t n) {
   thread_local AlignedBuffer buf;
   return buf.get(n);
 }
 
+// kBf16ChunkRows x k bf16 per thread (one chunk of x converted for the bf16 matmul).
 uint16_t* thread_bf16_scratch(size_t n) {
   thread_local AlignedBuffer buf;
   return reinterpret_cast<uint16_t*>(buf.get((n + 1) / 2));
 }
 
 // x[m, k] (row stride ldx) rounded to bf16 and widened back, dense, in the calling thread's
-// scratch: the activations a bf16 matmul sees, for the paths that compute in f32.
+// scratch: the activations a bf16 matmul sees, for the paths that compute in f32. Callers pass
+// at most kBf16ChunkRows rows (the GEMV's m <= 8; the widening fallback by chunks).
 const float* bf16_rounded_copy(const float* x, int64_t m, int64_t ldx, int64_t k) {
   thread_local AlignedBuffer buf;
   float* out = buf.get(static_cast<size_t>(m * k));
@@ -100,52 +107,135 @@ void large_m_widen(const float* x, int64_t m, int64_t ldx, const Tensor& w, floa
       kWidenRows);
 }
 
-// bf16 matmul primitives, one per (m, k, n, ldy); x is converted to a dense bf16 copy.
+// The bf16 matmul runs in chunks of at most kBf16ChunkRows rows; a chunk's row count is rounded
+// up to a bucket (below) and the padding rows are zero in the bf16 copy of x and land in a
+// scratch dst. So the primitives are keyed by (bucket, k, n, ldy) — a bounded set per weight
+// shape however the batch shapes vary. oneDNN 2.6 does offer M as a run-time dimension, but it
+// then falls back from brgemm to its gemm-based bf16 matmul ("gemm:jit"): measured 1.2-14x
+// slower for m = 5-16 and 0.7-1.4x for larger m at k, n = 1408-3072 (docs/benchmarks.md).
+constexpr int64_t kBf16ChunkRows = 256;
+// Buckets: multiples of 8 up to 64, then of 16 up to kBf16ChunkRows (at most 7 padding rows
+// per chunk where the padding costs most, 15 above 64 rows).
+int64_t bf16_bucket_rows(int64_t rows) {
+  if (rows <= 64) return (rows + 7) / 8 * 8;
+  return std::min(kBf16ChunkRows, (rows + 15) / 16 * 16);
+}
+constexpr int64_t kNumBf16Buckets = 64 / 8 + (kBf16ChunkRows - 64) / 16;  // 20
+
+// No bf16 primitive for a shape: the f32 GEMM on the activations the bf16 matmul would have
+// seen (the precision contract), kBf16ChunkRows rows at a time so the rounded copy stays
+// bounded.
+void large_m_widen_rounded(const float* x, int64_t m, int64_t ldx, const Tensor& w, float* y,
+                           int64_t ldy) {
+  const int64_t k = w.dim(1);
+  for (int64_t r0 = 0; r0 < m; r0 += kBf16ChunkRows) {
+    const int64_t rows = std::min(kBf16ChunkRows, m - r0);
+    large_m_widen(bf16_rounded_copy(x + r0 * ldx, rows, ldx, k), rows, k, w, y + r0 * ldy, ldy);
+  }
+}
+
+// Primitives by (bucket rows, k, n, ldy): an LRU of at most kBf16MatmulCacheEntries entries,
+// i.e. kNumBf16Buckets per weight shape for up to 24 distinct (k, n, ldy) — more than a model's
+// linear layers have (a primitive holds ~0.1-0.3 MB of JIT code and descriptors). A model with
+// more shapes evicts and rebuilds (slow, ~10-50 ms per build, but bounded in memory).
+// Thread-safe (one mutex); a primitive is shared with its callers, so eviction never frees one
+// in use.
 class Bf16MatmulCache {
  public:
+  static constexpr size_t kBf16MatmulCacheEntries = 24 * kNumBf16Buckets;
+
   // False when oneDNN has no bf16 matmul for this shape (the caller falls back).
   bool run(const float* x, int64_t m, int64_t ldx, const Tensor& w, float* y, int64_t ldy) {
     const int64_t n = w.dim(0);
     const int64_t k = w.dim(1);
-    const dnnl::matmul* prim = get(m, k, n, ldy);
-    if (prim == nullptr) return false;
-    uint16_t* xb = thread_bf16_scratch(static_cast<size_t>(m * k));
-    parallel_for(
-        m,
-        [&](int64_t b, int64_t e) {
-          for (int64_t r = b; r < e; ++r) moeserve::f32_to_bf16(x + r * ldx, xb + r * k, k);
-        },
-        8);
     const dnnl::engine& eng = onednn::engine();
-    dnnl::memory src({{m, k}, dnnl::memory::data_type::bf16, {k, 1}}, eng, xb);
-    dnnl::memory wei({{k, n}, dnnl::memory::data_type::bf16, {1, k}}, eng, w.raw());
-    dnnl::memory dst({{m, n}, dnnl::memory::data_type::f32, {ldy, 1}}, eng, y);
     dnnl::stream s(eng);
-    prim->execute(s, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}});
-    s.wait();
+    dnnl::memory::desc wei_md({k, n}, dnnl::memory::data_type::bf16, {1, k});
+    dnnl::memory wei(wei_md, eng, w.raw());
+    for (int64_t r0 = 0; r0 < m; r0 += kBf16ChunkRows) {
+      const int64_t rows = std::min(kBf16ChunkRows, m - r0);
+      const int64_t mb = bf16_bucket_rows(rows);
+      const bool padded = mb != rows;
+      const int64_t ld_dst = padded ? n : ldy;
+      std::shared_ptr<const dnnl::matmul> prim = get(mb, k, n, ld_dst);
+      if (prim == nullptr) {
+        if (r0 == 0) return false;
+        large_m_widen_rounded(x + r0 * ldx, m - r0, ldx, w, y + r0 * ldy, ldy);
+        return true;
+      }
+      uint16_t* xb = thread_bf16_scratch(static_cast<size_t>(mb * k));  // [mb, k]
+      const float* xc = x + r0 * ldx;
+      parallel_for(
+          rows,
+          [&](int64_t b, int64_t e) {
+            for (int64_t r = b; r < e; ++r) moeserve::f32_to_bf16(xc + r * ldx, xb + r * k, k);
+          },
+          8);
+      if (padded) std::fill(xb + rows * k, xb + mb * k, uint16_t{0});
+      float* dst_ptr = padded ? thread_dst_scratch(static_cast<size_t>(mb * n)) : y + r0 * ldy;
+      dnnl::memory src({{mb, k}, dnnl::memory::data_type::bf16, {k, 1}}, eng, xb);
+      dnnl::memory dst({{mb, n}, dnnl::memory::data_type::f32, {ld_dst, 1}}, eng, dst_ptr);
+      prim->execute(s, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}});
+      s.wait();
+      if (padded) {
+        for (int64_t r = 0; r < rows; ++r) {
+          std::copy(dst_ptr + r * n, dst_ptr + (r + 1) * n, y + (r0 + r) * ldy);
+        }
+      }
+    }
     return true;
   }
 
- private:
-  const dnnl::matmul* get(int64_t m, int64_t k, int64_t n, int64_t ldy) {
+  size_t size() {
     std::lock_guard<std::mutex> lock(mu_);
-    auto key = std::make_tuple(m, k, n, ldy);
-    auto it = cache_.find(key);
-    if (it != cache_.end()) return it->second ? &*it->second : nullptr;
-    std::optional<dnnl::matmul> prim;
-    if (auto pd = onednn::matmul_pd(m, k, n, /*bf16=*/true, ldy)) {
+    return lru_.size();
+  }
+
+ private:
+  using Key = std::tuple<int64_t, int64_t, int64_t, int64_t>;  // (bucket rows, k, n, ldy)
+  // nullptr: oneDNN has no bf16 matmul for this shape (remembered like a primitive).
+  using Entry = std::pair<Key, std::shared_ptr<const dnnl::matmul>>;
+
+  // Row-padded dst of a chunk whose row count is not its bucket: [bucket, n].
+  static float* thread_dst_scratch(size_t n) {
+    thread_local AlignedBuffer buf;
+    return buf.get(n);
+  }
+
+  std::shared_ptr<const dnnl::matmul> get(int64_t mb, int64_t k, int64_t n, int64_t ldy) {
+    const Key key = std::make_tuple(mb, k, n, ldy);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = index_.find(key);
+      if (it != index_.end()) {
+        lru_.splice(lru_.begin(), lru_, it->second);
+        return it->second->second;
+      }
+    }
+    // Built outside the lock (tens of ms); a racing builder of the same key loses its copy.
+    std::shared_ptr<const dnnl::matmul> prim;
+    if (auto pd = onednn::matmul_pd(mb, k, n, /*bf16=*/true, ldy)) {
       try {
-        prim.emplace(*pd);
+        prim = std::make_shared<const dnnl::matmul>(*pd);
       } catch (const dnnl::error&) {
         prim.reset();
       }
     }
-    auto& slot = cache_.emplace(key, std::move(prim)).first->second;
-    return slot ? &*slot : nullptr;
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = index_.find(key);
+    if (it != index_.end()) return it->second->second;
+    lru_.emplace_front(key, prim);
+    index_.emplace(key, lru_.begin());
+    while (lru_.size() > kBf16MatmulCacheEntries) {
+      index_.erase(lru_.back().first);
+      lru_.pop_back();
+    }
+    return prim;
   }
 
   std::mutex mu_;
-  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t>, std::optional<dnnl::matmul>> cache_;
+  std::list<Entry> lru_;                             // front = most recently used; guarded by mu_
+  std::map<Key, std::list<Entry>::iterator> index_;  // guarded by mu_
 };
 
 Bf16MatmulCache& bf16_cache() {
@@ -154,6 +244,10 @@ Bf16MatmulCache& bf16_cache() {
 }
 
 }  // namespace
+
+size_t linear_primitive_cache_entries() {
+  return onednn::bf16_matmul_available() ? bf16_cache().size() : 0;
+}
 
 StatusOr<Linear> Linear::create(Tensor w) {
   if (w.rank() != 2) {
@@ -250,9 +344,7 @@ void large_m(const float* x, int64_t m, int64_t ldx, const Tensor& w, float* y, 
   } else if (!onednn::bf16_matmul_available()) {
     large_m_widen(x, m, ldx, w, y, ldy);
   } else if (!bf16_cache().run(x, m, ldx, w, y, ldy)) {
-    // No bf16 primitive for this shape: the f32 GEMM on the activations the bf16 matmul
-    // would have seen, so the precision does not depend on the shape.
-    large_m_widen(bf16_rounded_copy(x, m, ldx, w.dim(1)), m, w.dim(1), w, y, ldy);
+    large_m_widen_rounded(x, m, ldx, w, y, ldy);
   }
 }
 

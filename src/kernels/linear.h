@@ -41,6 +41,10 @@ class Linear {
 // level (BF16 weights and a native bf16 matmul; see the precision contract above).
 bool linear_rounds_activations(DType weights);
 
+// Entries of the process-wide cache of oneDNN bf16 matmul primitives behind the large-m path
+// (bounded: one per row bucket and weight shape, at most a few hundred; see linear.cpp).
+size_t linear_primitive_cache_entries();
+
 // Plain scalar reference of Linear::forward (double accumulation); round_x_to_bf16 applies
 // the bf16-activation contract (pass linear_rounds_activations(w.dtype())).
 void linear_ref(const float* x, int64_t m, const Tensor& w, float* y, bool round_x_to_bf16 = false);

@@ -3,6 +3,10 @@
 // router believes that endpoint still caches. Speculative: it is fed with the router's own
 // routing decisions, not by the engines.
 //
+// Bounded: at most `capacity` hashes per endpoint (llm-d's lruCapacityPerServer, 31250 by
+// default, or the endpoint's reported num_gpu_blocks), and endpoints leave with
+// remove_endpoint(); the router exports the sizes as moeserve_router_prefix_index_hashes.
+//
 // Thread-safety: all methods lock an internal mutex; safe from any thread.
 #pragma once
 

@@ -8,6 +8,11 @@
 // looked up by request key, so the router needs only the prompt's token ids, never the engine's
 // hash algorithm or PYTHONHASHSEED.
 //
+// Bounded by the engines' KV caches it mirrors: one entry per block an endpoint reported
+// stored and has not removed; an endpoint whose event stream cannot be replayed after a gap
+// is cleared, and a removed endpoint is dropped. Sizes are exported as
+// moeserve_router_kv_index_blocks.
+//
 // Thread-safety: every method locks an internal mutex; apply() may be called from subscriber
 // threads while the scorer looks up from proxy threads.
 #pragma once

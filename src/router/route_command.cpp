@@ -5,12 +5,14 @@
 #include <memory>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
 #include "core/logging.h"
 #include "router/config.h"
 #include "router/endpoint_pool.h"
 #include "router/kv_event_feeder.h"
 #include "router/metrics_scraper.h"
 #include "router/precise_prefix_cache_scorer.h"
+#include "router/prefix_cache_scorer.h"
 #include "router/proxy_server.h"
 #include "router/router_metrics.h"
 #include "router/scheduler.h"
@@ -102,6 +104,23 @@ int route_main(int argc, char** argv) {
     metrics.add_collector(
         [raw](const std::vector<EndpointState>& eps) { return raw->render_metrics(eps); });
     feeders.push_back(std::move(*feeder));
+  }
+
+  // The approximate prefix indexes' sizes (each bounded by its LRU capacity per endpoint).
+  for (Plugin* p : sched->plugins_of_type(PrefixCacheScorer::kType)) {
+    const auto* scorer = static_cast<const PrefixCacheScorer*>(p);
+    metrics.add_collector([scorer](const std::vector<EndpointState>& eps) {
+      std::string out =
+          "# HELP moeserve_router_prefix_index_hashes Block hashes the approximate prefix "
+          "index holds per endpoint (at most lruCapacityPerServer each).\n"
+          "# TYPE moeserve_router_prefix_index_hashes gauge\n";
+      for (const EndpointState& e : eps) {
+        absl::StrAppend(&out, "moeserve_router_prefix_index_hashes{plugin=\"",
+                        escape_label(scorer->name()), "\",endpoint=\"", escape_label(e.address),
+                        "\"} ", scorer->index().num_hashes(e.address), "\n");
+      }
+      return out;
+    });
   }
 
   ProxyOptions popts;

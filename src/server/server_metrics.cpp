@@ -1,5 +1,8 @@
 #include "server/server_metrics.h"
 
+#include "kernels/linear.h"
+#include "tokenizer/bpe.h"
+
 namespace moeserve::server {
 
 std::vector<double> buckets_1_2_5(int64_t max_value) {
@@ -77,6 +80,14 @@ ServerMetrics::ServerMetrics(std::string model_name, int32_t max_model_len,
                   "Histogram of time spent in PREFILL phase for request.", kLatencyBuckets);
   r.add_histogram("vllm:request_decode_time_seconds",
                   "Histogram of time spent in DECODE phase for request.", kLatencyBuckets);
+  // Caches that fill with traffic (each is bounded; see its header).
+  r.add_gauge("moeserve:prefix_cache_entries",
+              "Block hashes held by the prefix cache (at most one per KV block).");
+  r.add_gauge("moeserve:linear_primitive_cache_entries",
+              "oneDNN matmul primitives cached by the linear layers (per row bucket and weight "
+              "shape).");
+  r.add_gauge("moeserve:tokenizer_cache_entries",
+              "Words in the BPE tokenizer's word cache (at most 65536).");
   r.add_gauge("vllm:cache_config_info", "Information of the LLMEngine CacheConfig");
   r.gauge_set("vllm:cache_config_info",
               {{"block_size", std::to_string(cache.block_size)},
@@ -139,6 +150,12 @@ std::string ServerMetrics::render(const engine::EngineStats& s) {
   r.counter_set("vllm:num_preemptions", labels_, static_cast<double>(s.num_preemptions));
   r.counter_set("vllm:prompt_tokens", labels_, static_cast<double>(s.prompt_tokens));
   r.counter_set("vllm:generation_tokens", labels_, static_cast<double>(s.generation_tokens));
+  r.gauge_set("moeserve:prefix_cache_entries", labels_,
+              static_cast<double>(s.prefix_cache_entries));
+  r.gauge_set("moeserve:linear_primitive_cache_entries", labels_,
+              static_cast<double>(linear_primitive_cache_entries()));
+  r.gauge_set("moeserve:tokenizer_cache_entries", labels_,
+              static_cast<double>(BpeModel::cache_entries_in_process()));
   for (int32_t t : s.iteration_tokens) {
     r.histogram_observe("vllm:iteration_tokens_total", labels_, t);
   }

@@ -1,5 +1,6 @@
 #include "tokenizer/bpe.h"
 
+#include <atomic>
 #include <functional>
 #include <queue>
 
@@ -144,13 +145,18 @@ std::string_view BpeModel::id_to_token(int32_t id) const {
   return id_to_token_[static_cast<size_t>(id)];
 }
 
+namespace {
+std::atomic<int64_t> g_cache_entries{0};  // over every BpeModel::Cache alive
+}  // namespace
+
 void BpeModel::tokenize(std::string_view word, std::vector<int32_t>* out) const {
   if (word.empty()) return;
   if (word.size() > kMaxCachedWordBytes) {
     tokenize_uncached(word, out);
     return;
   }
-  CacheShard& shard = (*cache_)[absl::Hash<absl::string_view>()(as_absl(word)) % kNumCacheShards];
+  CacheShard& shard =
+      cache_->shards[absl::Hash<absl::string_view>()(as_absl(word)) % kNumCacheShards];
   {
     std::lock_guard<std::mutex> lock(shard.mu);
     auto it = shard.map.find(as_absl(word));
@@ -164,8 +170,23 @@ void BpeModel::tokenize(std::string_view word, std::vector<int32_t>* out) const 
   std::vector<int32_t> ids(out->begin() + static_cast<ptrdiff_t>(start), out->end());
   std::lock_guard<std::mutex> lock(shard.mu);
   // Bounded memory: a full shard starts over (hot words come back within a few requests).
-  if (shard.map.size() >= kCacheCapacityPerShard) shard.map.clear();
-  shard.map.emplace(std::string(word), std::move(ids));
+  if (shard.map.size() >= kCacheCapacityPerShard) {
+    g_cache_entries.fetch_sub(static_cast<int64_t>(shard.map.size()), std::memory_order_relaxed);
+    shard.map.clear();
+  }
+  if (shard.map.emplace(std::string(word), std::move(ids)).second) {
+    g_cache_entries.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+BpeModel::Cache::~Cache() {
+  for (CacheShard& shard : shards) {
+    g_cache_entries.fetch_sub(static_cast<int64_t>(shard.map.size()), std::memory_order_relaxed);
+  }
+}
+
+int64_t BpeModel::cache_entries_in_process() {
+  return g_cache_entries.load(std::memory_order_relaxed);
 }
 
 void BpeModel::tokenize_uncached(std::string_view word, std::vector<int32_t>* out) const {

@@ -11,6 +11,11 @@
 //
 // Thread-safety: immutable after construction except for the internal word cache, which is
 // sharded and mutex-protected; tokenize() may run on many threads at once.
+//
+// The word cache (word -> ids) is bounded: kNumCacheShards x kCacheCapacityPerShard entries
+// (65,536) of words up to kMaxCachedWordBytes; a full shard is cleared. Its size over every
+// BpeModel of the process is cache_entries_in_process() (exported as
+// moeserve:tokenizer_cache_entries).
 #pragma once
 
 #include <array>
@@ -47,6 +52,9 @@ class BpeModel {
   int32_t id_limit() const { return static_cast<int32_t>(id_to_token_.size()); }
   size_t num_merges() const { return merges_.size(); }
 
+  // Entries of the word caches of every BpeModel alive in this process.
+  static int64_t cache_entries_in_process();
+
  private:
   struct Merge {
     uint32_t rank;
@@ -59,7 +67,11 @@ class BpeModel {
   static constexpr size_t kNumCacheShards = 16;
   static constexpr size_t kCacheCapacityPerShard = 4096;
   static constexpr size_t kMaxCachedWordBytes = 256;
-  using Cache = std::array<CacheShard, kNumCacheShards>;
+  // Keeps the process-wide entry count in step (cache_entries_in_process).
+  struct Cache {
+    std::array<CacheShard, kNumCacheShards> shards;
+    ~Cache();
+  };
 
   static uint64_t pair_key(int32_t a, int32_t b) {
     return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);

@@ -133,7 +133,9 @@ void add_linear_cases(std::vector<Case>& cases) {
       }
       for (IsaLevel isa : isa_paths()) {
         if (isa == IsaLevel::kPortable) continue;  // oneDNN at its baseline ISA: LinearPortable
-        for (int64_t m : {1, 5, 8, 17, 64}) {
+        // 17, 300: a row count that is not its bucket (zero padding rows, scratch dst); 256: one
+        // whole chunk; 300: a whole chunk and a padded remainder.
+        for (int64_t m : {1, 5, 8, 17, 64, 256, 300}) {
           cases.push_back({"large_m/onednn/" + isa_str(isa) + "/" + wt + "_m" + std::to_string(m) +
                                "_n" + std::to_string(n) + "_k" + std::to_string(k),
                            isa, 1e-5,
@@ -404,6 +406,19 @@ TEST(LinearPortable, ForwardAgreesUnderPortableCap) {
     }
   }
   set_isa_cap(IsaLevel::kAmx);
+}
+
+// The bf16 matmul's primitives are keyed by row bucket, not by row count: every m from 5 to 600
+// on one weight shape adds at most one primitive per bucket (20), where one per m (596) would
+// grow with the variety of batch shapes.
+TEST(Linear, PrimitiveCacheIsBoundedByRowBuckets) {
+  if (!onednn_bf16_matmul_available()) GTEST_SKIP() << "no bf16 matmul on this CPU";
+  const int64_t n = 24, k = 40;
+  const Tensor w = make_weight(n, k, /*bf16=*/true, 3);
+  const size_t before = linear_primitive_cache_entries();
+  std::vector<float> x = random_vec(600 * k, 5), y(600 * n);
+  for (int64_t m = 5; m <= 600; ++m) linear_impl::large_m(x.data(), m, k, w, y.data(), n);
+  EXPECT_LE(linear_primitive_cache_entries() - before, 20u);
 }
 
 TEST(Linear, CreateRejectsBadWeights) {

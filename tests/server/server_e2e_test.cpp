@@ -404,6 +404,10 @@ TEST_F(ServerE2E, MetricsMoveAndIdleCacheIsEmpty) {
   EXPECT_GT(metric_value(after, "vllm:request_decode_time_seconds_sum"), 0.0);
   EXPECT_EQ(metric_value(after, "vllm:kv_cache_usage_perc"), 0.0);
   EXPECT_EQ(metric_value(after, "vllm:num_requests_waiting"), 0.0);
+  // The sizes of the caches that fill with traffic (each bounded; see their headers).
+  EXPECT_GT(metric_value(after, "moeserve:tokenizer_cache_entries", {"model_name=\"tiny\""}), 0);
+  EXPECT_GE(metric_value(after, "moeserve:prefix_cache_entries"), 0);
+  EXPECT_GE(metric_value(after, "moeserve:linear_primitive_cache_entries"), 0);
 }
 
 TEST_F(ServerE2E, RepeatedLongPromptHitsThePrefixCache) {
