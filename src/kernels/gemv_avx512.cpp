@@ -38,23 +38,57 @@ MS_AVX512 inline float hsum(__m512 v) {
   return _mm512_reduce_add_ps(v);
 }
 
-// R weight rows at a time against M x rows: R*M accumulators, M x vectors and R weight
-// vectors live in the 32 zmm registers.
+// Software prefetch distance along each weight row, as in the AVX2 GEMV (see there): every
+// weight row starts a new 4 KB page, where the hardware stream prefetcher retrains; prefetching
+// a few lines ahead of every row, wrapping into the next block's rows near a row's end, keeps
+// the stream going across rows.
+inline constexpr int64_t kPrefetchBytes = 512;
+
+// Rows per block for M x rows: R*M accumulators, M x vectors and one weight vector in the 32
+// zmm registers; more rows keep more independent loads in flight. Past M = 4 the x rows and
+// accumulators crowd the registers: two rows.
+template <int M>
+inline constexpr int kBlockRows = M == 1   ? 8
+                                  : M == 2 ? 8
+                                  : M == 3 ? 6
+                                  : M == 4 ? 5
+                                           : 2;
+
+// R weight rows [n0, n0 + R) against M x rows; prefetches ahead within rows < n_end only.
 template <int M, int R, bool kBf16>
-MS_AVX512 void block(const GemvArgs& a, int64_t n0) {
+MS_AVX512 void block(const GemvArgs& a, int64_t n0, int64_t n_end) {
+  constexpr int64_t kElem = kBf16 ? 2 : 4;
+  constexpr bool kPrefetch = M <= 4;
   __m512 acc[R][M];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int i = 0; i < R; ++i) {
 #pragma GCC unroll 8
     for (int r = 0; r < M; ++r) acc[i][r] = _mm512_setzero_ps();
   }
   const int64_t k = a.k;
+  const int64_t row_bytes = k * kElem;
+  const char* blk = static_cast<const char*>(a.w) + n0 * row_bytes;
+  // Rows of the next block (at most R) that this call owns.
+  const int64_t next_rows = n_end - n0 - R < R ? n_end - n0 - R : R;
   const int64_t k16 = k & ~int64_t{15};
   for (int64_t kk = 0; kk < k16; kk += 16) {
+    // One prefetch per 64 B line of every row (bf16: every other iteration).
+    if (kPrefetch && (kk * kElem) % 64 == 0) {
+      const int64_t p = kk * kElem + kPrefetchBytes;
+      if (p < row_bytes) {
+#pragma GCC unroll 8
+        for (int i = 0; i < R; ++i) _mm_prefetch(blk + i * row_bytes + p, _MM_HINT_T0);
+      } else if (p < 2 * row_bytes) {
+#pragma GCC unroll 8
+        for (int i = 0; i < R; ++i) {
+          if (i < next_rows) _mm_prefetch(blk + (R + i) * row_bytes + (p - row_bytes), _MM_HINT_T0);
+        }
+      }
+    }
     __m512 xv[M];
 #pragma GCC unroll 8
     for (int r = 0; r < M; ++r) xv[r] = _mm512_loadu_ps(a.x + r * a.ldx + kk);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int i = 0; i < R; ++i) {
       const __m512 wv = load_w16<kBf16>(a.w, (n0 + i) * k + kk);
 #pragma GCC unroll 8
@@ -74,10 +108,10 @@ MS_AVX512 void block(const GemvArgs& a, int64_t n0) {
 
 template <int M, bool kBf16>
 MS_AVX512 void rows(const GemvArgs& a, int64_t n_begin, int64_t n_end) {
-  constexpr int R = M <= 4 ? 4 : 2;
+  constexpr int R = kBlockRows<M>;
   int64_t n = n_begin;
-  for (; n + R <= n_end; n += R) block<M, R, kBf16>(a, n);
-  for (; n < n_end; ++n) block<M, 1, kBf16>(a, n);
+  for (; n + R <= n_end; n += R) block<M, R, kBf16>(a, n, n_end);
+  for (; n < n_end; ++n) block<M, 1, kBf16>(a, n, n_end);
 }
 
 template <bool kBf16>
