@@ -19,6 +19,7 @@
 #include "core/parallel.h"
 #include "core/wait_policy.h"
 #include "kernels/ceilings.h"
+#include "kernels/linear_tuning.h"
 #include "model/deepseek.h"
 #include "nlohmann/json.hpp"
 
@@ -49,6 +50,18 @@ int bench_model(int argc, char** argv) {
     return 1;
   }
   const ModelConfig c = (*model)->config();
+  // The kernel chosen per Linear shape: from this machine's table (`moeserve tune`) or built in.
+  nlohmann::json kernels = nlohmann::json::array();
+  const KernelTable* table = installed_kernel_table();
+  for (const LinearShape& s : created_linear_shapes()) {
+    const LinearChoice ch = linear_choice(s);
+    kernels.push_back({{"n", s.n},
+                       {"k", s.k},
+                       {"dtype", std::string(dtype_name(s.dtype))},
+                       {"gemv", absl::StrCat("gemv_", std::string(isa_name(ch.gemv_isa)))},
+                       {"small_m_max", ch.small_m_max},
+                       {"source", table != nullptr && table->find(s) ? "tuned" : "default"}});
+  }
   const DType weight_dtype = (*model)->weight_dtype();
   std::mt19937 rng(1);
   engine::RequestInputs in;
@@ -97,6 +110,7 @@ int bench_model(int argc, char** argv) {
   const double decode_gbps = bytes / median(decode_s) / 1e9;
   nlohmann::json out = {
       {"model", dir},
+      {"cpu", cpu_model_name()},
       {"threads", num_threads()},
       {"wait_policy", wait_policy_description()},
       {"isa", std::string(isa_name(isa_level()))},
@@ -114,10 +128,21 @@ int bench_model(int argc, char** argv) {
       {"decode_gbps", decode_gbps},
       {"dram_read_gbps", median(dram)},
       {"decode_ratio", decode_gbps / median(dram)},
+      {"kernels", kernels},
   };
   if (json) {
     std::cout << out.dump() << std::endl;
   } else {
+    std::printf("%s, ISA %s, %d threads\n", cpu_model_name().c_str(),
+                std::string(isa_name(isa_level())).c_str(), num_threads());
+    for (const auto& k : kernels) {
+      std::printf("  linear %6lld x %-6lld %-4s  %-12s up to m=%-3lld then oneDNN  (%s)\n",
+                  static_cast<long long>(k["n"].get<int64_t>()),
+                  static_cast<long long>(k["k"].get<int64_t>()), k["dtype"].get<std::string>().c_str(),
+                  k["gemv"].get<std::string>().c_str(),
+                  static_cast<long long>(k["small_m_max"].get<int64_t>()),
+                  k["source"].get<std::string>().c_str());
+    }
     std::printf("prefill: %lld tokens in %.3f s = %.1f tok/s, %.1f GFLOP/s vs oneDNN %s matmul %.1f GFLOP/s -> %.0f%%\n",
                 static_cast<long long>(prompt_len), median(prefill_s), prompt_len / median(prefill_s),
                 prefill_gflops, rate_kind.bf16 ? "bf16" : "f32", median(gemm),

@@ -8,6 +8,8 @@ int gen_model_main(int argc, char** argv);
 int serve_main(int argc, char** argv);
 int run_main(int argc, char** argv);
 int bench_main(int argc, char** argv);
+// `moeserve tune`: kernel selection by measurement (tune_command.cpp).
+int tune_main(int argc, char** argv);
 // `moeserve bench decode`: batched-decode throughput through the engine (bench_decode.cpp).
 int bench_decode_main(int argc, char** argv);
 

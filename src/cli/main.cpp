@@ -6,6 +6,7 @@
 #include "cli/commands.h"
 #include "core/logging.h"
 #include "core/wait_policy.h"
+#include "kernels/linear_tuning.h"
 #include "router/route_command.h"
 
 namespace {
@@ -18,6 +19,7 @@ void usage() {
                "  gen-model OUT   write a random Hugging Face DeepSeek-V2/V3 checkpoint\n"
                "  run MODEL       generate text offline\n"
                "  route           llm-d-style router in front of moeserve or vLLM engines\n"
+               "  tune MODEL      measure the fastest kernel per weight shape on this machine\n"
                "  bench model     prefill/decode speed against this machine's ceilings\n"
                "  bench decode    batched-decode throughput against its bound\n"
                "  bench moe       dispatch/combine and MoE-layer speed across ranks\n"
@@ -38,6 +40,11 @@ int main(int argc, char** argv) {
   const std::string cmd = argv[1];
   // Subcommands see "moeserve <cmd>" as their program name.
   if (cmd == "gen-model") return moeserve::gen_model_main(argc - 1, argv + 1);
+  if (cmd == "tune") return moeserve::tune_main(argc - 1, argv + 1);
+  if (cmd == "serve" || cmd == "run" || cmd == "bench") {
+    // This machine's measured kernel choices, when `moeserve tune` has written them.
+    MS_LOG_INFO("{}", moeserve::load_kernel_table_at_start());
+  }
   if (cmd == "serve") return moeserve::serve_main(argc - 1, argv + 1);
   if (cmd == "run") return moeserve::run_main(argc - 1, argv + 1);
   if (cmd == "bench") return moeserve::bench_main(argc - 1, argv + 1);

@@ -91,6 +91,23 @@ const CpuFeatures& cpu_features() {
 
 IsaLevel hardware_isa_level() { return level_from(cpu_features()); }
 
+const std::string& cpu_model_name() {
+  static const std::string name = [] {
+    unsigned regs[12] = {};
+    if (__get_cpuid_max(0x80000000u, nullptr) < 0x80000004u) return std::string("unknown x86-64");
+    for (unsigned i = 0; i < 3; ++i) {
+      __get_cpuid(0x80000002u + i, &regs[4 * i], &regs[4 * i + 1], &regs[4 * i + 2],
+                  &regs[4 * i + 3]);
+    }
+    std::string s(reinterpret_cast<const char*>(regs), sizeof(regs));
+    s = s.substr(0, s.find('\0'));
+    const size_t b = s.find_first_not_of(' ');
+    const size_t e = s.find_last_not_of(' ');
+    return b == std::string::npos ? std::string("unknown x86-64") : s.substr(b, e - b + 1);
+  }();
+  return name;
+}
+
 IsaLevel isa_level() {
   int l = g_level.load();
   if (l >= 0) return static_cast<IsaLevel>(l);

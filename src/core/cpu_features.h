@@ -4,6 +4,7 @@
 // Thread-safe: detection happens once.
 #pragma once
 
+#include <string>
 #include <string_view>
 
 namespace moeserve {
@@ -30,5 +31,8 @@ IsaLevel set_isa_cap(IsaLevel cap);
 std::string_view isa_name(IsaLevel level);
 // Highest level the hardware supports, ignoring any cap.
 IsaLevel hardware_isa_level();
+// The processor's brand string (CPUID 0x80000002..4), trimmed, e.g. "AMD EPYC 7B13 64-Core
+// Processor"; "unknown x86-64" when the CPU does not report one.
+const std::string& cpu_model_name();
 
 }  // namespace moeserve

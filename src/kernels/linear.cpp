@@ -17,19 +17,13 @@
 #include "core/dtype.h"
 #include "core/parallel.h"
 #include "kernels/gemv.h"
+#include "kernels/linear_tuning.h"
 #include "kernels/onednn_util.h"
 #include "kernels/ops.h"
 
 namespace moeserve {
 namespace {
 
-// Largest m that takes the GEMV. Measured on AVX2 (2048 in, 8k-16k out, one thread): the GEMV
-// (one pass over the weights per 8 rows) beats oneDNN's f32 GEMM, for bf16 (widened) and f32
-// weights alike, up to m ~ 10-12. Where oneDNN has a native bf16 matmul (AVX512-BF16/AMX) it
-// wins earlier; the portable GEMV is scalar and loses to oneDNN beyond one row.
-constexpr int64_t kSmallMMaxAvx = 8;
-constexpr int64_t kSmallMMaxNativeBf16 = 4;
-constexpr int64_t kSmallMMaxPortable = 1;
 // Output rows per thread chunk of the GEMV; keeps chunks long enough to stream.
 constexpr int64_t kGemvMinRows = 16;
 // Weight rows widened to f32 per oneDNN call in the bf16-weights/f32-GEMM fallback.
@@ -262,6 +256,7 @@ StatusOr<Linear> Linear::create(Tensor w) {
   if (w.raw() == nullptr && w.numel() > 0) {
     return absl::InvalidArgumentError("Linear: weight has no storage");
   }
+  note_linear_shape({w.dim(0), w.dim(1), w.dtype()});
   Linear l;
   l.w_ = std::move(w);
   return l;
@@ -271,14 +266,9 @@ void Linear::forward(const float* x, int64_t m, float* y, int64_t ldx, int64_t l
   if (m <= 0) return;
   if (ldx == 0) ldx = in_features();
   if (ldy == 0) ldy = out_features();
-  int64_t small_max = kSmallMMaxAvx;
-  if (isa_level() == IsaLevel::kPortable) {
-    small_max = kSmallMMaxPortable;
-  } else if (w_.dtype() == DType::kBF16 && onednn::bf16_matmul_available()) {
-    small_max = kSmallMMaxNativeBf16;
-  }
-  if (m <= small_max) {
-    linear_impl::small_m(x, m, ldx, w_, y, ldy, static_cast<int>(isa_level()));
+  const LinearChoice c = linear_choice({out_features(), in_features(), w_.dtype()});
+  if (m <= c.small_m_max) {
+    linear_impl::small_m(x, m, ldx, w_, y, ldy, static_cast<int>(c.gemv_isa));
   } else {
     linear_impl::large_m(x, m, ldx, w_, y, ldy);
   }

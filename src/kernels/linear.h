@@ -1,7 +1,9 @@
 // Linear layers y = x · Wᵀ with W stored [out, in] row-major (Hugging Face layout), weights in
 // F32 or BF16, activations in F32. Small m (decode) runs a memory-bound GEMV that streams the
 // weights once; large m runs oneDNN (bf16 matmul where the CPU has it, else blocks of W
-// widened to f32 and fed to oneDNN's f32 GEMM). The path is picked at run time.
+// widened to f32 and fed to oneDNN's f32 GEMM). The path is picked at run time, per weight
+// shape: the GEMV kernel and the largest m it takes come from this machine's measured kernel
+// table when there is one (kernels/linear_tuning.h), else from built-in defaults.
 //
 // Precision contract: the result must not depend on m (which path ran), or a token's output
 // would depend on how many others share its step (expert parallelism changes every expert's
