@@ -31,10 +31,11 @@ StatusOr<std::vector<std::vector<double>>> read_load(const std::string& path) {
     return absl::InvalidArgumentError(
         absl::StrFormat("%s: %s", path, std::string(doc.status().message())));
   }
-  const nlohmann::json* load = doc->is_object() && doc->contains("load") ? &(*doc)["load"] : nullptr;
+  const nlohmann::json* load =
+      doc->is_object() && doc->contains("load") ? &(*doc)["load"] : nullptr;
   if (!load || !load->is_array()) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s: expected {\"load\": [[tokens per logical expert] per layer]}", path));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s: expected {\"load\": [[tokens per logical expert] per layer]}", path));
   }
   std::vector<std::vector<double>> out;
   for (size_t l = 0; l < load->size(); ++l) {
@@ -106,10 +107,11 @@ int plan_main(int argc, char** argv) {
     return 0;
   }
   const int64_t slots = shape.slots_per_rank();
-  std::printf("policy %s: %ld experts + %ld redundant on %d ranks (%ld slots each), %d nodes, "
-              "%d groups\n",
-              eplb::policy_name(*policy), static_cast<long>(shape.num_logical_experts),
-              static_cast<long>(redundant), ranks, static_cast<long>(slots), nodes, groups);
+  std::printf(
+      "policy %s: %ld experts + %ld redundant on %d ranks (%ld slots each), %d nodes, "
+      "%d groups\n",
+      eplb::policy_name(*policy), static_cast<long>(shape.num_logical_experts),
+      static_cast<long>(redundant), ranks, static_cast<long>(slots), nodes, groups);
   for (size_t l = 0; l < plan->layers.size(); ++l) {
     std::printf("layer %zu: imbalance %.4f", l, plan->imbalance[l]);
     if (shape.node_local() && nodes > 1) {

@@ -86,8 +86,8 @@ void refine_swaps(Layout& l, std::span<const int32_t> home, bool same_node_only)
     return !home.empty() && home[e] >= 0 && home[e] != l.node_of_rank(rank) ? 1 : 0;
   };
   for (int64_t trade = 0; trade < max_trades; ++trade) {
-    const int r = static_cast<int>(
-        std::max_element(l.rank_load.begin(), l.rank_load.end()) - l.rank_load.begin());
+    const int r = static_cast<int>(std::max_element(l.rank_load.begin(), l.rank_load.end()) -
+                                   l.rank_load.begin());
     const double top = l.rank_load[r];
     int64_t best_i = -1, best_j = -1;
     int best_moved = std::numeric_limits<int>::max();
@@ -162,8 +162,8 @@ Packing refine_group_packing(std::span<const double> group_load, int num_nodes, 
   if (!(total > 0) || num_nodes == 1) return p;
   const double eps = total * 1e-12;
   for (int trade = 0; trade < 8 * num_groups + 64; ++trade) {
-    const int a = static_cast<int>(
-        std::max_element(node_load.begin(), node_load.end()) - node_load.begin());
+    const int a =
+        static_cast<int>(std::max_element(node_load.begin(), node_load.end()) - node_load.begin());
     const double top = node_load[a];
     int best_g = -1, best_h = -1;
     double best_max = top - eps;
@@ -294,8 +294,8 @@ Layout place_node_first(std::span<const double> weight, const PlacementShape& sh
   }
   // 2. Loads.
   for (int trade = 0; trade < 64 * num_nodes + 64; ++trade) {
-    const int a = static_cast<int>(std::max_element(node_load.begin(), node_load.end()) -
-                                   node_load.begin());
+    const int a =
+        static_cast<int>(std::max_element(node_load.begin(), node_load.end()) - node_load.begin());
     const double top = node_load[a];
     if (top <= target + eps) break;
     int best_b = -1;
@@ -372,8 +372,8 @@ LayerPlacement rebalance_balanced(std::span<const double> weight, const Placemen
     for (int64_t e = 0; e < shape.num_logical_experts; ++e) {
       group_load[e / group_size] += weight[e];
     }
-    const Packing groups = refine_group_packing(
-        group_load, shape.num_nodes, balanced_packing(group_load, shape.num_nodes));
+    const Packing groups = refine_group_packing(group_load, shape.num_nodes,
+                                                balanced_packing(group_load, shape.num_nodes));
     home.resize(shape.num_logical_experts);
     for (int64_t e = 0; e < shape.num_logical_experts; ++e) home[e] = groups.pack[e / group_size];
 

@@ -49,15 +49,18 @@ StatusOr<Policy> parse_policy(std::string_view name) {
   if (name == "hierarchical") return Policy::kHierarchical;
   if (name == "global") return Policy::kGlobal;
   if (name == "balanced") return Policy::kBalanced;
-  return absl::InvalidArgumentError(absl::StrFormat(
-      "eplb: unknown policy '%s' (hierarchical | global | balanced)", name));
+  return absl::InvalidArgumentError(
+      absl::StrFormat("eplb: unknown policy '%s' (hierarchical | global | balanced)", name));
 }
 
 const char* policy_name(Policy policy) {
   switch (policy) {
-    case Policy::kHierarchical: return "hierarchical";
-    case Policy::kGlobal: return "global";
-    case Policy::kBalanced: return "balanced";
+    case Policy::kHierarchical:
+      return "hierarchical";
+    case Policy::kGlobal:
+      return "global";
+    case Policy::kBalanced:
+      return "balanced";
   }
   return "?";
 }
@@ -127,8 +130,7 @@ std::vector<int32_t> inverse(const std::vector<int32_t>& perm) {
 
 }  // namespace
 
-LayerPlacement rebalance_hierarchical(std::span<const double> weight,
-                                      const PlacementShape& shape) {
+LayerPlacement rebalance_hierarchical(std::span<const double> weight, const PlacementShape& shape) {
   MS_CHECK(shape.num_groups % shape.num_nodes == 0);
   const int64_t group_size = shape.num_logical_experts / shape.num_groups;
   std::vector<double> group_load(shape.num_groups, 0.0);
@@ -181,8 +183,8 @@ LayerPlacement rebalance_hierarchical_with(std::span<const double> weight,
     }
     const Packing ranks = balanced_packing(slot_weight, ranks_per_node);
     for (int64_t j = 0; j < physical_per_node; ++j) {
-      const int64_t slot = node * physical_per_node + ranks.pack[j] * slots_per_rank +
-                           ranks.rank_in_pack[j];
+      const int64_t slot =
+          node * physical_per_node + ranks.pack[j] * slots_per_rank + ranks.rank_in_pack[j];
       out.physical_to_logical[slot] =
           mlog_to_log[node * logical_per_node + rep.physical_to_logical[j]];
       out.replica_index[slot] = rep.replica_index[j];
@@ -220,8 +222,7 @@ std::vector<double> rank_loads(std::span<const double> weight, const LayerPlacem
   return loads;
 }
 
-double imbalance(std::span<const double> weight, const LayerPlacement& placement,
-                 int num_ranks) {
+double imbalance(std::span<const double> weight, const LayerPlacement& placement, int num_ranks) {
   const std::vector<double> loads = rank_loads(weight, placement, num_ranks);
   const double total = std::accumulate(loads.begin(), loads.end(), 0.0);
   if (!(total > 0)) return 1.0;
@@ -289,8 +290,9 @@ std::vector<std::vector<std::vector<int32_t>>> Plan::logical_to_physical() const
 StatusOr<Plan> plan_placement(const std::vector<std::vector<double>>& load,
                               const PlacementShape& shape, Policy policy) {
   if (load.empty()) {
-    return absl::InvalidArgumentError("eplb: the load has no layers (need [[tokens per expert] "
-                                      "per layer])");
+    return absl::InvalidArgumentError(
+        "eplb: the load has no layers (need [[tokens per expert] "
+        "per layer])");
   }
   for (size_t l = 0; l < load.size(); ++l) {
     if (static_cast<int64_t>(load[l].size()) != shape.num_logical_experts) {
@@ -302,8 +304,7 @@ StatusOr<Plan> plan_placement(const std::vector<std::vector<double>>& load,
     for (size_t e = 0; e < load[l].size(); ++e) {
       if (!std::isfinite(load[l][e]) || load[l][e] < 0) {
         return absl::InvalidArgumentError(absl::StrFormat(
-            "eplb: load[%d][%d] is %g; token counts must be finite and >= 0", l, e,
-            load[l][e]));
+            "eplb: load[%d][%d] is %g; token counts must be finite and >= 0", l, e, load[l][e]));
       }
     }
   }

@@ -15,7 +15,7 @@ namespace {
 namespace fs = std::filesystem;
 
 struct Result {
-  int status = -1;  // exit status
+  int status = -1;     // exit status
   std::string output;  // stdout and stderr
 };
 

@@ -307,11 +307,12 @@ TEST(EplbBalanced, ZipfDeepSeekV3Shapes) {
       remote_ours += remote_load_fraction(w, ours, s);
       remote_global += remote_load_fraction(w, global, s);
     }
-    std::printf("E=256 P=%ld G=8 N=%d M=%d zipf 1.0: hierarchical %.3f global %.3f balanced %.3f "
-                "(max %.3f); remote load: global %.3f balanced %.3f (groups split %.1f of 8)\n",
-                static_cast<long>(c.physical), nodes, ranks, sum_ds / trials, sum_global / trials,
-                sum_ours / trials, max_ours, remote_global / trials, remote_ours / trials,
-                static_cast<double>(split) / trials);
+    std::printf(
+        "E=256 P=%ld G=8 N=%d M=%d zipf 1.0: hierarchical %.3f global %.3f balanced %.3f "
+        "(max %.3f); remote load: global %.3f balanced %.3f (groups split %.1f of 8)\n",
+        static_cast<long>(c.physical), nodes, ranks, sum_ds / trials, sum_global / trials,
+        sum_ours / trials, max_ours, remote_global / trials, remote_ours / trials,
+        static_cast<double>(split) / trials);
     EXPECT_LT(remote_ours, remote_global);
     EXPECT_LE(sum_ours, sum_global + 0.01 * trials);
     EXPECT_LT(sum_ours, sum_ds);
