@@ -12,5 +12,7 @@ int bench_main(int argc, char** argv);
 int tune_main(int argc, char** argv);
 // `moeserve bench decode`: batched-decode throughput through the engine (bench_decode.cpp).
 int bench_decode_main(int argc, char** argv);
+// `moeserve eplb plan`: expert placement for a load file (eplb_command.cpp).
+int eplb_main(int argc, char** argv);
 
 }  // namespace moeserve

@@ -24,6 +24,7 @@ void usage() {
                "  bench decode    batched-decode throughput against its bound\n"
                "  bench moe       dispatch/combine and MoE-layer speed across ranks\n"
                "  bench serve     load generator with vllm bench serve's metrics\n"
+               "  eplb plan       expert placement (with redundant experts) for a load\n"
                "run 'moeserve <command> --help' for its options\n");
 }
 
@@ -48,6 +49,7 @@ int main(int argc, char** argv) {
   if (cmd == "serve") return moeserve::serve_main(argc - 1, argv + 1);
   if (cmd == "run") return moeserve::run_main(argc - 1, argv + 1);
   if (cmd == "bench") return moeserve::bench_main(argc - 1, argv + 1);
+  if (cmd == "eplb") return moeserve::eplb_main(argc - 1, argv + 1);
   if (cmd == "route") return moeserve::router::route_main(argc - 1, argv + 1);
   std::fprintf(stderr, "moeserve: unknown command '%s'\n", cmd.c_str());
   usage();

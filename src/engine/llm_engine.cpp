@@ -4,6 +4,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "core/logging.h"
+#include "engine/expert_load_stats.h"
 #include "engine/model_runner.h"
 #include "engine/stop_checker.h"
 #include "model/deepseek.h"
@@ -81,6 +82,15 @@ StatusOr<std::unique_ptr<LlmEngine>> LlmEngine::create(EngineConfig config,
     MS_LOG_INFO("engine: data-parallel rank {} of {} (expert-parallel MoE, lockstep steps)",
                 g->rank(), g->world_size());
   }
+  if (!model->moe_layer_ids().empty()) {
+    if (config.expert_load_window < 1) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "the expert load window must be at least one step (got %d)",
+          config.expert_load_window));
+    }
+    e->expert_load_ = std::make_unique<ExpertLoadStats>(model.get(), model->ep_group(),
+                                                        config.expert_load_window);
+  }
   e->config_ = config;
   e->model_ = std::move(model);
   e->tokenizer_ = std::move(tokenizer);
@@ -147,7 +157,12 @@ EngineStats LlmEngine::stats() {
   std::lock_guard<std::mutex> lk(mu_);
   EngineStats s = stats_;
   stats_.iteration_tokens.clear();
+  if (expert_load_) s.expert_load = expert_load_->snapshot();
   return s;
+}
+
+std::shared_ptr<const ExpertLoadSnapshot> LlmEngine::expert_load() const {
+  return expert_load_ ? expert_load_->snapshot() : nullptr;
 }
 
 void LlmEngine::shutdown(bool drain) {
@@ -219,6 +234,10 @@ void LlmEngine::loop() {
       st = absl::InternalError(absl::StrCat("engine step threw: ", ex.what()));
     }
     end_event_step();
+    if (st.ok() && expert_load_ &&
+        (expert_load_->publish_due() || !scheduler_->has_unfinished_requests())) {
+      st = expert_load_->publish();
+    }
     if (!st.ok()) {
       die(st);
       return;
@@ -270,6 +289,10 @@ void LlmEngine::dp_loop() {
           leaving, l.failed ? "failed" : "shut down", me)));
     }
     if (!agreed->any_work()) {
+      // Every rank is here at the same lockstep point: publish what the busy period left.
+      if (expert_load_) {
+        if (Status st = expert_load_->publish(); !st.ok()) return die(st);
+      }
       {
         std::lock_guard<std::mutex> lk(mu_);
         ++stats_.dp_idle_waits;
@@ -277,6 +300,9 @@ void LlmEngine::dp_loop() {
       StatusOr<DpCoordinator::Wake> w = dp_->wait_idle(wait_local);
       if (!w.ok()) return die(w.status());
       continue;
+    }
+    if (expert_load_ && expert_load_->publish_due()) {
+      if (Status st = expert_load_->publish(); !st.ok()) return die(st);
     }
     Status st;
     try {
@@ -392,6 +418,7 @@ Status LlmEngine::run_step(const SchedulerOutput& so, int64_t max_tokens_across_
   std::vector<float> logits;
   std::vector<std::string> rows;
   MS_RETURN_IF_ERROR(runner_->execute(so, &logits, &rows, max_tokens_across_dp));
+  if (expert_load_) expert_load_->end_step(/*is_dummy=*/so.scheduled.empty());
   if (so.scheduled.empty()) {
     std::lock_guard<std::mutex> lk(mu_);
     ++stats_.dp_dummy_steps;

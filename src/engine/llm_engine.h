@@ -28,6 +28,7 @@
 #include "engine/sampler.h"
 #include "engine/scheduler.h"
 #include "model/config.h"
+#include "moe/expert_load.h"
 #include "tokenizer/tokenizer.h"
 
 namespace moeserve {
@@ -36,6 +37,7 @@ class DeepseekModel;
 
 namespace moeserve::engine {
 
+class ExpertLoadStats;
 class ModelRunner;
 
 struct EngineConfig {
@@ -48,6 +50,8 @@ struct EngineConfig {
   GenerationDefaults generation_defaults;
   // Data-parallel lockstep, used when the model was loaded with expert parallelism.
   DpCoordinatorOptions data_parallel;
+  // Engine steps over which expert load statistics are kept (EPLB's window_size).
+  int expert_load_window = 1000;
 };
 
 // Per generated token, when the request asked for logprobs.
@@ -122,6 +126,9 @@ struct EngineStats {
   // the MoE exchanges in lockstep, and idle periods of the whole group.
   int64_t dp_dummy_steps = 0;
   int64_t dp_idle_waits = 0;
+  // Tokens per logical expert over the last expert_load_window real steps, summed over the
+  // expert-parallel group (null for a model without MoE layers).
+  std::shared_ptr<const ExpertLoadSnapshot> expert_load;
 };
 
 // Data parallel + expert parallel: when the model was loaded with an expert-parallel group
@@ -159,6 +166,8 @@ class LlmEngine {
   // Aborts a request (client gone). Its sink gets a final output with finish_reason "abort".
   void abort(const std::string& request_id);
   EngineStats stats();
+  // The latest expert load statistics (EngineStats::expert_load), without consuming stats().
+  std::shared_ptr<const ExpertLoadSnapshot> expert_load() const;
   // False once the loop died on an internal error (the server answers /health with 503).
   bool healthy() const { return !dead_.load(); }
   // Stops accepting requests; with `drain` waits until in-flight requests finish.
@@ -210,6 +219,7 @@ class LlmEngine {
   std::unique_ptr<DpCoordinator> dp_;     // set with an expert-parallel model
   std::unique_ptr<Scheduler> scheduler_;  // engine-loop thread only
   std::unique_ptr<Sampler> sampler_;      // engine-loop thread only
+  std::unique_ptr<ExpertLoadStats> expert_load_;  // see its header for threads
   KVEventSink* events_ = nullptr;         // not owned; engine-loop thread only
   // Live requests by id (engine-loop thread only).
   absl::flat_hash_map<std::string, std::unique_ptr<Tracked>> tracked_;

@@ -211,6 +211,21 @@ std::string DeepseekModel::last_moe_backend() const {
   return "";
 }
 
+std::vector<int> DeepseekModel::moe_layer_ids() const {
+  std::vector<int> ids;
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    if (layers_[l].moe) ids.push_back(static_cast<int>(l));
+  }
+  return ids;
+}
+
+void DeepseekModel::set_expert_load_counters(ExpertLoadWindow* window) {
+  int i = 0;
+  for (Layer& l : layers_) {
+    if (l.moe) l.moe->set_load_counters(window ? window->step_counters(i++) : nullptr);
+  }
+}
+
 Status DeepseekModel::forward(const ForwardBatch& batch, const LatentCache& cache,
                               std::vector<float>* logits, std::vector<MoeRouting>* routing,
                               const std::vector<MoeRouting>* replay) {

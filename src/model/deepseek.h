@@ -19,6 +19,7 @@
 #include "model/latent_cache.h"
 #include "model/mla_attention.h"
 #include "moe/ep_backend.h"
+#include "moe/expert_load.h"
 #include "moe/gated_mlp.h"
 #include "moe/moe_layer.h"
 
@@ -83,6 +84,12 @@ class DeepseekModel {
   int64_t num_local_experts() const { return num_local_experts_; }
   // The PrepareFinalize the last forward() ran in its MoE layers ("" if none ran yet).
   std::string last_moe_backend() const;
+
+  // Model layer index of each MoE layer, in order.
+  std::vector<int> moe_layer_ids() const;
+  // Load statistics (moe/expert_load.h): the i-th MoE layer counts its routed tokens into
+  // window->step_counters(i). Null stops counting. The window must outlive the counting.
+  void set_expert_load_counters(ExpertLoadWindow* window);
 
  private:
   struct Layer {

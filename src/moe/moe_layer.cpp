@@ -117,6 +117,9 @@ Status MoeLayer::forward(const float* x, int64_t T, float* y, MoeRouting* routin
                    weights.data());
   }
   last_pf_name_ = pf->name();
+  if (load_counters_ != nullptr) {
+    for (int32_t id : ids) ++load_counters_[id];
+  }
 
   RoutedTokens in{x, T, H, ids.data(), weights.data(), K};
   // The shared experts run while the combine is in flight.

@@ -50,6 +50,10 @@ class MoeLayer {
   Status forward(const float* x, int64_t num_tokens, float* y, MoeRouting* routing = nullptr,
                  int64_t max_tokens_across_ranks = -1, const MoeRouting* replay = nullptr);
 
+  // Expert load statistics (moe/expert_load.h): every forward adds one to counters[e] per
+  // token routed to logical expert e ([E], owned by the caller, null: no counting).
+  void set_load_counters(int64_t* counters) { load_counters_ = counters; }
+
   const GateParams& gate_params() const { return gate_; }
   const char* prepare_finalize_name() const { return pf_->name(); }
   const char* experts_name() const { return experts_->name(); }
@@ -68,6 +72,7 @@ class MoeLayer {
   std::unique_ptr<Experts> ll_experts_;
   int64_t ll_max_tokens_ = 0;
   const char* last_pf_name_ = "";
+  int64_t* load_counters_ = nullptr;  // [E] or null, not owned
   ExpertBatch batch_;              // reused across calls
   std::vector<float> expert_out_;  // reused across calls
 };

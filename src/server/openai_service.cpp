@@ -106,6 +106,15 @@ void OpenAiService::handle(HttpRequest req, std::shared_ptr<Responder> responder
       responder->send(std::move(r));
       return;
     }
+    if (path == "/eplb/load") {
+      if (!need(is_get)) return;
+      if (auto load = engine_->expert_load()) {
+        responder->send(json_response(expert_load_json(*load)));
+      } else {
+        responder->send(detail_response(404, "The model has no MoE layers."));
+      }
+      return;
+    }
     if (path == "/v1/models") {
       if (need(is_get)) responder->send(handle_models());
       return;

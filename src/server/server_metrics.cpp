@@ -88,6 +88,14 @@ ServerMetrics::ServerMetrics(std::string model_name, int32_t max_model_len,
               "shape).");
   r.add_gauge("moeserve:tokenizer_cache_entries",
               "Words in the BPE tokenizer's word cache (at most 65536).");
+  // EPLB load statistics (moe/expert_load.h), over the last window of engine steps and summed
+  // over the expert-parallel group.
+  r.add_gauge("moeserve:eplb_balancedness",
+              "Per MoE layer: mean / max tokens routed per expert-parallel rank over the load "
+              "window (1 = perfectly balanced).");
+  r.add_gauge("moeserve:eplb_expert_tokens",
+              "Per MoE layer and logical expert: tokens routed over the load window, summed over "
+              "the expert-parallel group.");
   r.add_gauge("vllm:cache_config_info", "Information of the LLMEngine CacheConfig");
   r.gauge_set("vllm:cache_config_info",
               {{"block_size", std::to_string(cache.block_size)},
@@ -156,10 +164,33 @@ std::string ServerMetrics::render(const engine::EngineStats& s) {
               static_cast<double>(linear_primitive_cache_entries()));
   r.gauge_set("moeserve:tokenizer_cache_entries", labels_,
               static_cast<double>(BpeModel::cache_entries_in_process()));
+  if (const auto& load = s.expert_load) {
+    for (size_t l = 0; l < load->layer_ids.size(); ++l) {
+      Labels ll = labels_;
+      ll.emplace_back("layer", std::to_string(load->layer_ids[l]));
+      r.gauge_set("moeserve:eplb_balancedness", ll, load->balancedness[l]);
+      ll.emplace_back("expert", "");
+      for (int64_t e = 0; e < load->num_experts; ++e) {
+        ll.back().second = std::to_string(e);
+        r.gauge_set("moeserve:eplb_expert_tokens", ll, static_cast<double>(load->tokens[l][e]));
+      }
+    }
+  }
   for (int32_t t : s.iteration_tokens) {
     r.histogram_observe("vllm:iteration_tokens_total", labels_, t);
   }
   return r.render();
+}
+
+nlohmann::json expert_load_json(const ExpertLoadSnapshot& load) {
+  return {{"layers", load.layer_ids},
+          {"num_experts", load.num_experts},
+          {"num_ranks", load.num_ranks},
+          {"window_size", load.window_size},
+          {"steps_in_window", load.steps_in_window},
+          {"load", load.tokens},
+          {"rank_tokens", load.rank_tokens},
+          {"balancedness", load.balancedness}};
 }
 
 }  // namespace moeserve::server

@@ -13,6 +13,7 @@
 
 #include "engine/llm_engine.h"
 #include "model/config.h"  // before llm_engine.h, which uses ModelConfig
+#include "nlohmann/json.hpp"
 #include "server/metrics_registry.h"
 
 namespace moeserve::server {
@@ -59,6 +60,11 @@ class ServerMetrics {
   Labels labels_;
   MetricsRegistry registry_;
 };
+
+// GET /eplb/load: {"layers": [model layer of each MoE layer], "load": [[tokens per logical
+// expert] per MoE layer] (the input `moeserve eplb plan --load` takes), "rank_tokens",
+// "balancedness", "num_experts", "num_ranks", "window_size", "steps_in_window"}.
+nlohmann::json expert_load_json(const ExpertLoadSnapshot& load);
 
 // vLLM build_1_2_5_buckets: 1, 2, 5, 10, 20, 50, … up to `max_value`.
 std::vector<double> buckets_1_2_5(int64_t max_value);

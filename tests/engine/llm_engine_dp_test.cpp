@@ -196,6 +196,7 @@ TEST(LlmEngineDp, LockstepRanksGiveSingleEngineTokens) {
   Pipe phase;  // rank 0 -> rank 1: phase 1 is over; later: rank 0 has shut down
   Pipe back;   // rank 1 -> rank 0: rank 1's checks are done
   Pipe done[2];  // rank r -> the other: rank r's phase 2 requests have finished
+  Pipe checked;  // rank 1 -> rank 0: rank 1 has checked the phase-1 expert load
   constexpr int kMax = 10;
   auto rs = run_ranks(
       2,
@@ -232,12 +233,38 @@ TEST(LlmEngineDp, LockstepRanksGiveSingleEngineTokens) {
         if (r == 0) {
           MS_RETURN_IF_ERROR(run_phase(phase1, "one"));
           MS_RETURN_IF_ERROR(write_byte(phase.fd[1]));
+          MS_RETURN_IF_ERROR(read_byte(checked.fd[0]));
         } else {
           MS_RETURN_IF_ERROR(read_byte(phase.fd[0]));
           const EngineStats s = engine->stats();
           // Rank 1 had nothing to do but ran every step's exchanges.
           MS_TEST_CHECK(s.dp_dummy_steps > 0 && s.steps == 0, "rank 1: %d dummy, %d real steps",
                         s.dp_dummy_steps, s.steps);
+          // Expert load: rank 1's dummy steps recorded nothing, yet what it publishes is the
+          // group's sum, i.e. rank 0's phase-1 tokens (published when the group went idle;
+          // rank 0 starts phase 2 only after this check).
+          const int64_t want_routed =
+              (11 + 30 + 2 * (kMax - 1)) * engine->model_config().num_experts_per_tok;
+          auto routed = [](const std::vector<int64_t>& layer) {
+            int64_t n = 0;
+            for (int64_t t : layer) n += t;
+            return n;
+          };
+          std::shared_ptr<const ExpertLoadSnapshot> load;
+          for (int i = 0; i < 1000; ++i) {
+            load = engine->expert_load();
+            if (load && !load->tokens.empty() && routed(load->tokens[0]) > 0) break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+          }
+          MS_TEST_CHECK(load && !load->tokens.empty(), "rank 1: no expert load");
+          MS_TEST_CHECK(load->steps_in_window == 0, "rank 1 recorded %d steps",
+                        load->steps_in_window);
+          MS_TEST_CHECK(load->num_ranks == 2, "%d ranks", load->num_ranks);
+          for (const std::vector<int64_t>& layer : load->tokens) {
+            MS_TEST_CHECK(routed(layer) == want_routed, "rank 1 sees %d routed tokens, not %d",
+                          routed(layer), want_routed);
+          }
+          MS_RETURN_IF_ERROR(write_byte(checked.fd[1]));
         }
         MS_RETURN_IF_ERROR(run_phase(phase2, "both"));
         // Until the other rank's requests finish too, this rank runs dummy steps (real CPU

@@ -206,6 +206,42 @@ TEST(LlmEngine, WaitingQueueIsBoundedAndBadPromptsAreRejected) {
   EXPECT_GT(accepted, 0);
 }
 
+TEST(LlmEngine, CountsTokensRoutedToEachExpert) {
+  auto e = make_engine(64, /*prefix_caching=*/false);
+  const auto before = e->expert_load();
+  ASSERT_NE(before, nullptr);
+  EXPECT_EQ(before->steps_in_window, 0);
+  auto a = submit(*e, "a", prompt(20, 1), greedy(6));
+  auto b = submit(*e, "b", prompt(9, 2), greedy(4));
+  a->wait();
+  b->wait();
+  // Outputs go out before the step's statistics are published; the engine publishes once it
+  // has nothing left to run.
+  const EngineStats s = e->stats();
+  std::shared_ptr<const ExpertLoadSnapshot> load;
+  for (int i = 0; i < 500; ++i) {
+    load = e->expert_load();
+    if (load->steps_in_window == s.steps) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(load->steps_in_window, s.steps);
+  int64_t tokens = 0;
+  for (int32_t t : s.iteration_tokens) tokens += t;
+  EXPECT_EQ(tokens, 20 + 9 + 5 + 3);  // prompts, then every generated token but the last
+  const ModelConfig& mc = e->model_config();
+  ASSERT_EQ(load->tokens.size(), load->layer_ids.size());
+  ASSERT_FALSE(load->layer_ids.empty());
+  EXPECT_EQ(load->layer_ids[0], mc.first_k_dense_replace);
+  for (const std::vector<int64_t>& layer : load->tokens) {
+    ASSERT_EQ(static_cast<int64_t>(layer.size()), mc.n_routed_experts);
+    int64_t routed = 0;
+    for (int64_t t : layer) routed += t;
+    EXPECT_EQ(routed, tokens * mc.num_experts_per_tok);
+  }
+  EXPECT_EQ(load->num_ranks, 1);
+  EXPECT_DOUBLE_EQ(load->balancedness[0], 1.0);
+}
+
 TEST(LlmEngine, ShutdownDrainsInFlightRequests) {
   auto e = make_engine();
   auto c = submit(*e, "inflight", prompt(12, 5), greedy(20));
