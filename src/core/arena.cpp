@@ -9,7 +9,9 @@ namespace {
 constexpr size_t kAlign = 64;
 constexpr size_t kMinBlock = size_t{1} << 20;
 
-size_t round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
+size_t round_up(size_t n, size_t a) {
+  return (n + a - 1) / a * a;
+}
 
 }  // namespace
 

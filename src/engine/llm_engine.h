@@ -69,7 +69,7 @@ struct EngineOutput {
   std::vector<TokenLogprobs> logprobs;  // one per new token (when requested)
   bool finished = false;
   std::optional<FinishReason> finish_reason;  // set when finished
-  StopReason stop_reason;  // stop token id or stop string; none for EOS
+  StopReason stop_reason;                     // stop token id or stop string; none for EOS
   int32_t num_prompt_tokens = 0;
   int32_t num_cached_tokens = 0;  // prefix-cache hit, in tokens
   int32_t num_output_tokens = 0;  // so far

@@ -66,8 +66,8 @@ StatusOr<MlaAttention> MlaAttention::load(const WeightLoader& w, const ModelConf
   return a;
 }
 
-void MlaAttention::write_cache(const float* entries, const StepPlan& plan,
-                               const LatentCache& cache, int64_t layer) const {
+void MlaAttention::write_cache(const float* entries, const StepPlan& plan, const LatentCache& cache,
+                               int64_t layer) const {
   const int64_t E = latent_ + rope_dim_;
   float* base = cache.layer_base(layer);
   for (int64_t t = 0; t < plan.num_tokens; ++t) {
@@ -90,7 +90,7 @@ void MlaAttention::prefill_chunk(const float* q, const SeqChunk& s, const StepPl
   const int64_t kvw = heads_ * (nope_ + v_dim_);
   std::span<float> kv = scratch.alloc<float>(S * kvw);  // [S, heads, nope + v]
   kv_b_proj_.forward(ctx.data(), S, kv.data(), E, kvw);
-  std::span<float> k = scratch.alloc<float>(S * heads_ * dqk);    // [S, heads, dqk]
+  std::span<float> k = scratch.alloc<float>(S * heads_ * dqk);     // [S, heads, dqk]
   std::span<float> v = scratch.alloc<float>(S * heads_ * v_dim_);  // [S, heads, v]
   parallel_for(
       S,
@@ -206,7 +206,8 @@ void MlaAttention::forward(const float* x, const ForwardBatch& batch, const Step
   for (const StepPlan::Prefill& c : plan.prefills) {
     prefill_chunk(q.data(), batch.seqs[c.seq], plan, c, cache, layer, scratch, attn.data());
   }
-  if (!plan.decode_rows.empty()) decode_tokens(q.data(), batch, plan, cache, layer, scratch, attn.data());
+  if (!plan.decode_rows.empty())
+    decode_tokens(q.data(), batch, plan, cache, layer, scratch, attn.data());
   o_proj_.forward(attn.data(), T, out);
 }
 

@@ -38,8 +38,7 @@ class MlaAttention {
                      const StepPlan::Prefill& chunk, const LatentCache& cache, int64_t layer,
                      Arena& scratch, float* attn) const;
   void decode_tokens(const float* q, const ForwardBatch& batch, const StepPlan& plan,
-                     const LatentCache& cache, int64_t layer, Arena& scratch,
-                     float* attn) const;
+                     const LatentCache& cache, int64_t layer, Arena& scratch, float* attn) const;
 
   int64_t hidden_ = 0, heads_ = 0, nope_ = 0, rope_dim_ = 0, v_dim_ = 0, latent_ = 0;
   float eps_ = 1e-6f;

@@ -23,9 +23,9 @@ struct StepPlan {
 
   // Multi-token chunks (full multi-head form), with the slots of their whole context.
   struct Prefill {
-    int32_t seq = 0;                // index into ForwardBatch::seqs
-    int64_t context_begin = 0;      // into context_slots
-    int64_t num_context = 0;        // S = num_computed + num_tokens
+    int32_t seq = 0;            // index into ForwardBatch::seqs
+    int64_t context_begin = 0;  // into context_slots
+    int64_t num_context = 0;    // S = num_computed + num_tokens
   };
   std::vector<Prefill> prefills;
   std::vector<int64_t> context_slots;  // flat, per prefill chunk: slots of positions [0, S)

@@ -153,7 +153,8 @@ StatusOr<std::vector<std::vector<int32_t>>> solo_tokens(
     MS_ASSIGN_OR_RETURN(auto c,
                         submit(*e, absl::StrCat("solo", i), prompts[i], greedy(max_tokens)));
     auto f = c->wait();
-    MS_TEST_CHECK(f && f->finish_reason == FinishReason::kLength, "solo request %d did not finish", i);
+    MS_TEST_CHECK(f && f->finish_reason == FinishReason::kLength, "solo request %d did not finish",
+                  i);
     out.push_back(c->tokens());
   }
   return out;
@@ -228,8 +229,8 @@ TEST(LlmEngineDp, LockstepRanksGiveSingleEngineTokens) {
           for (size_t i = 0; i < cs.size(); ++i, ++next) {
             auto f = cs[i]->wait();
             MS_TEST_CHECK(f.has_value(), "rank %d %s%d: no final output", r, tag, i);
-            MS_TEST_CHECK(f->finish_reason == FinishReason::kLength, "rank %d %s%d: %s %s", r, tag, i,
-                          reason_name(*f), f->error);
+            MS_TEST_CHECK(f->finish_reason == FinishReason::kLength, "rank %d %s%d: %s %s", r, tag,
+                          i, reason_name(*f), f->error);
             MS_TEST_CHECK(cs[i]->tokens() == want[next], "rank %d %s%d: tokens differ", r, tag, i);
           }
           return absl::OkStatus();
@@ -300,8 +301,9 @@ TEST(LlmEngineDp, KilledPeerFailsInFlightRequestsAndHealth) {
         const double secs =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         MS_TEST_CHECK(f.has_value(), "the request did not fail within 20 s of the kill");
-        MS_TEST_CHECK(f->finish_reason == FinishReason::kError && absl::StrContains(f->error, "rank 1"),
-                      "finish %s: %s", reason_name(*f), f->error);
+        MS_TEST_CHECK(
+            f->finish_reason == FinishReason::kError && absl::StrContains(f->error, "rank 1"),
+            "finish %s: %s", reason_name(*f), f->error);
         MS_TEST_CHECK(secs < 5, "failing took %g s", secs);
         MS_TEST_CHECK(c->num_tokens() < 200, "the request finished");
         MS_TEST_CHECK(!engine->healthy(), "still healthy after the peer died");

@@ -360,7 +360,8 @@ TEST(EpModel, LoadErrorsNameTheSettingAtFault) {
     one_thread_per_rank();
     MS_ASSIGN_OR_RETURN(auto group, ProcessGroup::create(local_options(r, 3, port, false)));
     ModelLoadOptions o;
-    o.expert_parallel = ExpertParallelOptions{group.get(), All2AllBackend::kAllGatherReduceScatter, 256};
+    o.expert_parallel =
+        ExpertParallelOptions{group.get(), All2AllBackend::kAllGatherReduceScatter, 256};
     auto m = DeepseekModel::load(dir, o);
     MS_TEST_CHECK(!m.ok() && m.status().message() ==
                                  "config.json: n_routed_experts (16) is not divisible by the "
