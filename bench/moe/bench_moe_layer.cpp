@@ -201,7 +201,7 @@ struct Runner {
 
     t0 = Clock::now();
     expert_out.resize(static_cast<size_t>(batch.rows() * H));
-    experts->apply(batch, expert_out.data());
+    experts->apply(batch, expert_out.data(), nullptr);
     st.experts = seconds_since(t0);
 
     t0 = Clock::now();

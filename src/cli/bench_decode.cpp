@@ -47,8 +47,10 @@ class BatchSink : public engine::OutputSink {
       }
     }
     if (o.finished) {
-      if (o.finish_reason == "error" || o.finish_reason == "abort") {
-        error_ = o.error.empty() ? o.finish_reason : o.error;
+      if (o.finish_reason == engine::FinishReason::kError ||
+          o.finish_reason == engine::FinishReason::kAbort) {
+        error_ =
+            o.error.empty() ? std::string(engine::finish_reason_name(*o.finish_reason)) : o.error;
       }
       if (--remaining_ == 0) {
         end_ = Clock::now();

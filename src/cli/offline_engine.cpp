@@ -23,7 +23,7 @@ class WaitingSink final : public engine::OutputSink {
     for (auto& l : o.logprobs) result_.logprobs.push_back(std::move(l));
     result_.num_prompt_tokens = o.num_prompt_tokens;
     if (!o.finished) return;
-    result_.finish_reason = o.finish_reason;
+    result_.finish_reason = o.finish_reason.value_or(engine::FinishReason::kError);
     if (o.phase_times) result_.times = *o.phase_times;
     error_ = o.error;
     done_ = true;
@@ -33,7 +33,8 @@ class WaitingSink final : public engine::OutputSink {
   StatusOr<OfflineResult> wait() {
     std::unique_lock<std::mutex> lk(mu_);
     cv_.wait(lk, [&] { return done_; });
-    if (result_.finish_reason == "error" || result_.finish_reason == "abort") {
+    if (result_.finish_reason == engine::FinishReason::kError ||
+        result_.finish_reason == engine::FinishReason::kAbort) {
       return absl::InternalError(error_.empty() ? "the engine aborted the request" : error_);
     }
     return std::move(result_);

@@ -35,7 +35,7 @@ struct OfflineResult {
   std::vector<int32_t> token_ids;
   std::string text;                             // detokenised (empty without a tokenizer)
   std::vector<engine::TokenLogprobs> logprobs;  // one per token when asked for
-  std::string finish_reason;                    // "stop" | "length"
+  engine::FinishReason finish_reason = engine::FinishReason::kStop;  // kStop or kLength
   int32_t num_prompt_tokens = 0;
   engine::RequestPhaseTimes times;  // prefill: scheduled -> first token; decode: the rest
 };

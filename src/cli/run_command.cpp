@@ -140,7 +140,7 @@ int run_main(int argc, char** argv) {
     lps.push_back(s);
   }
   out["logprobs"] = lps;
-  out["finish_reason"] = res->finish_reason;
+  out["finish_reason"] = std::string(engine::finish_reason_name(res->finish_reason));
   out["prompt_tokens"] = in.prompt_token_ids.size();
   out["prefill_tokens_per_s"] =
       in.prompt_token_ids.size() / std::max(res->times.prefill_seconds, 1e-9);

@@ -70,8 +70,7 @@ StatusOr<std::unique_ptr<LlmEngine>> LlmEngine::create(EngineConfig config,
   MS_ASSIGN_OR_RETURN(LatentCache cache,
                       LatentCache::create(mc.num_hidden_layers, config.cache.num_blocks,
                                           config.cache.block_size, model->cache_entry_dim()));
-  e->runner_ = std::make_unique<ModelRunner>(model.get(), std::move(cache));
-  e->sampler_ = std::make_unique<Sampler>(config.sampler_seed);
+  e->runner_ = std::make_unique<ModelRunner>(model.get(), std::move(cache), config.sampler_seed);
   MS_ASSIGN_OR_RETURN(e->input_processor_,
                       InputProcessor::create(InputProcessorConfig::from_model(
                           mc, config.scheduler.max_model_len, tokenizer.get(),
@@ -182,7 +181,7 @@ namespace moeserve::engine {
 void LlmEngine::die(const Status& st) {
   MS_LOG_ERROR("engine: {}; failing every request", std::string(st.message()));
   dead_.store(true);
-  for (auto& [id, t] : tracked_) fail(*t, id, "error", std::string(st.message()));
+  for (auto& [id, t] : tracked_) fail(*t, id, FinishReason::kError, std::string(st.message()));
   tracked_.clear();
   std::lock_guard<std::mutex> lk(mu_);
   stopping_ = true;
@@ -190,7 +189,7 @@ void LlmEngine::die(const Status& st) {
     EngineOutput o;
     o.request_id = r.request_id;
     o.finished = true;
-    o.finish_reason = "error";
+    o.finish_reason = FinishReason::kError;
     o.error = std::string(st.message());
     r.sink->on_output(std::move(o));
   }
@@ -200,7 +199,7 @@ void LlmEngine::die(const Status& st) {
 void LlmEngine::abort_all() {
   for (auto& [id, t] : tracked_) {
     scheduler_->abort(id);
-    fail(*t, id, "abort", "");
+    fail(*t, id, FinishReason::kAbort, "");
   }
   tracked_.clear();
 }
@@ -343,14 +342,14 @@ bool LlmEngine::drain_inputs() {
     t->queued = r.queued_at;
     const std::string id = r.request_id;
     if (tracked_.contains(id)) {
-      fail(*t, id, "error", absl::StrCat("duplicate request id ", id));
+      fail(*t, id, FinishReason::kError, absl::StrCat("duplicate request id ", id));
       continue;
     }
     auto req = std::make_unique<Request>(id, std::move(r.prompt_token_ids), std::move(r.params),
                                          eos, std::move(r.cache_salt));
     Status st = scheduler_->add_request(std::move(req));
     if (!st.ok()) {
-      fail(*t, id, "error", std::string(st.message()));
+      fail(*t, id, FinishReason::kError, std::string(st.message()));
       continue;
     }
     tracked_.emplace(id, std::move(t));
@@ -359,7 +358,7 @@ bool LlmEngine::drain_inputs() {
     auto it = tracked_.find(id);
     if (it == tracked_.end()) continue;
     scheduler_->abort(id);
-    fail(*it->second, id, "abort", "");
+    fail(*it->second, id, FinishReason::kAbort, "");
     tracked_.erase(it);
   }
   if (!aborts.empty()) publish_stats(SchedulerOutput{}, 0);
@@ -381,7 +380,7 @@ std::optional<RequestPhaseTimes> LlmEngine::phase_times(const Tracked& t) {
   return p;
 }
 
-void LlmEngine::fail(Tracked& t, const std::string& id, const std::string& reason,
+void LlmEngine::fail(Tracked& t, const std::string& id, FinishReason reason,
                      const std::string& error) {
   EngineOutput o;
   o.request_id = id;
@@ -415,34 +414,21 @@ Status LlmEngine::run_step(const SchedulerOutput& so, int64_t max_tokens_across_
       it->second->scheduled = step_start;
     }
   }
-  std::vector<float> logits;
-  std::vector<std::string> rows;
-  MS_RETURN_IF_ERROR(runner_->execute(so, &logits, &rows, max_tokens_across_dp));
+  ModelRunnerOutput ran;
+  MS_RETURN_IF_ERROR(runner_->execute(
+      so, [this](const std::string& id) { return scheduler_->get_request(id); }, &ran,
+      max_tokens_across_dp));
   if (expert_load_) expert_load_->end_step(/*is_dummy=*/so.scheduled.empty());
   if (so.scheduled.empty()) {
     std::lock_guard<std::mutex> lk(mu_);
     ++stats_.dp_dummy_steps;
     return absl::OkStatus();
   }
-  const int64_t V = model_->config().vocab_size;
   absl::flat_hash_map<std::string, std::vector<int32_t>> sampled;
   absl::flat_hash_map<std::string, TokenLogprobs> lps;
-  for (size_t i = 0; i < rows.size(); ++i) {
-    Request* r = scheduler_->get_request(rows[i]);
-    if (!r) continue;
-    SampleInput in;
-    in.logits = std::span<const float>(logits.data() + i * V, static_cast<size_t>(V));
-    in.params = &r->sampling_params;
-    in.prompt_token_ids = r->prompt_token_ids;
-    in.output_token_ids = r->output_token_ids;
-    in.eos_token_id = r->eos_token_id;
-    in.generator = r->generator ? &*r->generator : nullptr;
-    SampleResult res = sampler_->sample(in);
-    sampled[rows[i]] = {res.token_id};
-    if (res.logprob) {
-      lps[rows[i]] =
-          TokenLogprobs{res.token_id, *res.logprob, res.rank, std::move(res.top_logprobs)};
-    }
+  for (size_t i = 0; i < ran.req_ids.size(); ++i) {
+    sampled[ran.req_ids[i]] = {ran.sampled_token_ids[i]};
+    if (ran.logprobs[i]) lps[ran.req_ids[i]] = std::move(*ran.logprobs[i]);
   }
   std::vector<RequestOutput> outs = scheduler_->update_from_output(so, sampled);
   int64_t new_tokens = 0;
@@ -500,7 +486,7 @@ std::optional<LlmEngine::Delivery> LlmEngine::emit(const RequestOutput& out,
   }
   o.finished = finished;
   if (finished) {
-    o.finish_reason = std::string(finish_reason(status));
+    o.finish_reason = finish_reason(status);
     o.stop_reason = reason;
     o.phase_times = phase_times(t);
   }

@@ -1,8 +1,8 @@
 // The engine: one thread (the engine loop) owns the scheduler, the KV cache, the model and the
 // detokenizers; HTTP threads talk to it only through add_request()/abort() (an input queue)
 // and the OutputSink each request brings (a stream out). Each loop iteration: drain the input
-// queue, schedule a step, run the model on it, sample, update the scheduler, detokenize and
-// check stop strings, and hand each request its delta.
+// queue, schedule a step, have the model runner run and sample it, update the scheduler,
+// detokenize and check stop strings, and hand each request its delta.
 //
 // Thread-safety: every public method may be called from any thread; OutputSink callbacks run
 // on the engine-loop thread and must not block.
@@ -23,6 +23,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "core/status.h"
 #include "engine/dp_coordinator.h"
+#include "engine/finish_reason.h"
 #include "engine/input_processor.h"
 #include "engine/kv_events.h"
 #include "engine/sampler.h"
@@ -54,14 +55,6 @@ struct EngineConfig {
   int expert_load_window = 1000;
 };
 
-// Per generated token, when the request asked for logprobs.
-struct TokenLogprobs {
-  int32_t token_id = 0;
-  float logprob = 0.0f;
-  int32_t rank = 0;
-  std::vector<TokenLogprob> top;  // highest first
-};
-
 // What one step produced for one request. Text is only what is safe to show: never half a
 // UTF-8 character, never a prefix of a stop string that may still match.
 // Where a finished request spent its time inside the engine (vLLM's engine-core timestamps:
@@ -79,12 +72,12 @@ struct EngineOutput {
   std::string text;                     // new text this step
   std::vector<TokenLogprobs> logprobs;  // one per new token (when requested)
   bool finished = false;
-  std::string finish_reason;  // "stop" | "length" | "abort" | "error"
-  StopReason stop_reason;     // stop token id or stop string; none for EOS
+  std::optional<FinishReason> finish_reason;  // set when finished
+  StopReason stop_reason;                     // stop token id or stop string; none for EOS
   int32_t num_prompt_tokens = 0;
   int32_t num_cached_tokens = 0;  // prefix-cache hit, in tokens
   int32_t num_output_tokens = 0;  // so far
-  std::string error;              // set with finish_reason "error"
+  std::string error;              // set with FinishReason::kError
   // On the finished output of a request that produced a token.
   std::optional<RequestPhaseTimes> phase_times;
 };
@@ -163,7 +156,7 @@ class LlmEngine {
   // Queues every request or none (the choices of one n > 1 request): the waiting-queue bound
   // is checked for all of them at once, so a request that does not fit leaves nothing behind.
   Status add_requests(std::vector<NewRequest> requests);
-  // Aborts a request (client gone). Its sink gets a final output with finish_reason "abort".
+  // Aborts a request (client gone). Its sink gets a final output with FinishReason::kAbort.
   void abort(const std::string& request_id);
   EngineStats stats();
   // The latest expert load statistics (EngineStats::expert_load), without consuming stats().
@@ -204,7 +197,7 @@ class LlmEngine {
   // The phases of a request that was scheduled and produced a token; nullopt otherwise.
   static std::optional<RequestPhaseTimes> phase_times(const Tracked& t);
   // Ends a request that never produced output (rejected or failed).
-  void fail(Tracked& t, const std::string& id, const std::string& reason, const std::string& error);
+  void fail(Tracked& t, const std::string& id, FinishReason reason, const std::string& error);
   void publish_stats(const SchedulerOutput& step, int64_t new_tokens);
   // Tells the KV event sink that an engine step ended.
   void end_event_step() {
@@ -218,7 +211,6 @@ class LlmEngine {
   std::optional<InputProcessor> input_processor_;  // set by create(), immutable after
   std::unique_ptr<DpCoordinator> dp_;     // set with an expert-parallel model
   std::unique_ptr<Scheduler> scheduler_;  // engine-loop thread only
-  std::unique_ptr<Sampler> sampler_;      // engine-loop thread only
   std::unique_ptr<ExpertLoadStats> expert_load_;  // see its header for threads
   KVEventSink* events_ = nullptr;         // not owned; engine-loop thread only
   // Live requests by id (engine-loop thread only).

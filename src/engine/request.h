@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "engine/block_hash.h"
+#include "engine/finish_reason.h"
 #include "engine/sampling_params.h"
 
 namespace moeserve::engine {
@@ -32,17 +33,17 @@ inline bool is_finished(RequestStatus s) {
   return s >= RequestStatus::kFinishedStopped;
 }
 
-// OpenAI finish_reason of a finished status ("stop", "length", "abort"); "" otherwise.
-inline std::string_view finish_reason(RequestStatus s) {
+// The finish reason of a finished status; nullopt otherwise.
+inline std::optional<FinishReason> finish_reason(RequestStatus s) {
   switch (s) {
     case RequestStatus::kFinishedStopped:
-      return "stop";
+      return FinishReason::kStop;
     case RequestStatus::kFinishedLengthCapped:
-      return "length";
+      return FinishReason::kLength;
     case RequestStatus::kFinishedAborted:
-      return "abort";
+      return FinishReason::kAbort;
     default:
-      return "";
+      return std::nullopt;
   }
 }
 

@@ -44,6 +44,14 @@ struct TokenLogprob {
   float logprob = 0.0f;
 };
 
+// Per generated token, when the request asked for logprobs.
+struct TokenLogprobs {
+  int32_t token_id = 0;
+  float logprob = 0.0f;
+  int32_t rank = 0;
+  std::vector<TokenLogprob> top;  // highest first
+};
+
 struct SampleResult {
   int32_t token_id = 0;
   // Filled when params->logprobs is set: the sampled token's raw logprob and rank

@@ -88,7 +88,7 @@ StatusOr<std::unique_ptr<DeepseekModel>> DeepseekModel::load(const std::string& 
   if (opts.expert_parallel && opts.expert_parallel->group->world_size() > 1) {
     const ExpertParallelOptions& ep = *opts.expert_parallel;
     EpKernelConfig kc;
-    MS_ASSIGN_OR_RETURN(kc.backend, parse_all2all_backend(ep.all2all_backend));
+    kc.backend = ep.all2all_backend;
     kc.experts_format = opts.experts_format;
     kc.num_experts = c.n_routed_experts;
     kc.hidden = H;
@@ -231,12 +231,16 @@ Status DeepseekModel::forward(const ForwardBatch& batch, const LatentCache& cach
                               const std::vector<MoeRouting>* replay) {
   Status valid = validate_batch(batch, cache);
   if (valid.ok() && replay) valid = validate_replay(batch, *replay);
-  if (valid.ok()) return run_layers(batch, cache, logits, routing, replay);
+  if (valid.ok()) {
+    const StepPlan plan = StepPlan::build(batch, cache.block_size());
+    return run_layers(batch, plan, cache, logits, routing, replay);
+  }
   if (ep_) {
     // Keep the peers in lockstep: run the layers' exchanges with no tokens of ours.
     ForwardBatch dummy;
     dummy.max_tokens_across_dp = batch.max_tokens_across_dp;
-    MS_RETURN_IF_ERROR(run_layers(dummy, cache, logits, nullptr, nullptr));
+    const StepPlan plan = StepPlan::build(dummy, cache.block_size());
+    MS_RETURN_IF_ERROR(run_layers(dummy, plan, cache, logits, nullptr, nullptr));
     logits->clear();
   }
   return valid;
@@ -259,8 +263,9 @@ Status DeepseekModel::validate_replay(const ForwardBatch& batch,
   return absl::OkStatus();
 }
 
-Status DeepseekModel::run_layers(const ForwardBatch& batch, const LatentCache& cache,
-                                 std::vector<float>* logits, std::vector<MoeRouting>* routing,
+Status DeepseekModel::run_layers(const ForwardBatch& batch, const StepPlan& plan,
+                                 const LatentCache& cache, std::vector<float>* logits,
+                                 std::vector<MoeRouting>* routing,
                                  const std::vector<MoeRouting>* replay) {
   const int64_t T = batch.num_tokens(), H = cfg_.hidden_size;
   // The largest token count over the ranks, when known (-1: not known): the data-parallel
@@ -277,17 +282,20 @@ Status DeepseekModel::run_layers(const ForwardBatch& batch, const LatentCache& c
     }
   }
   const float eps = static_cast<float>(cfg_.rms_norm_eps);
-  std::vector<float> h(static_cast<size_t>(T * H));    // [T, H] residual stream
-  std::vector<float> x(static_cast<size_t>(T * H));    // [T, H] normalised
-  std::vector<float> out(static_cast<size_t>(T * H));  // [T, H] sublayer output
+  // Every temporary of the step comes from the arena; the layers release theirs on return,
+  // so the arena's high-water mark is the step's buffers plus one layer's scratch.
+  arena_.reset();
+  std::span<float> h = arena_.alloc<float>(T * H);    // [T, H] residual stream
+  std::span<float> x = arena_.alloc<float>(T * H);    // [T, H] normalised
+  std::span<float> out = arena_.alloc<float>(T * H);  // [T, H] sublayer output
   embed(batch, h.data());
   if (routing) routing->assign(layers_.size(), MoeRouting{});
   for (size_t l = 0; l < layers_.size(); ++l) {
     Layer& layer = layers_[l];
     if (T > 0) {
       rmsnorm(h.data(), H, layer.input_norm.data<float>(), x.data(), H, T, H, eps);
-      MS_RETURN_IF_ERROR(
-          layer.attn->forward(x.data(), batch, cache, static_cast<int64_t>(l), out.data()));
+      layer.attn->forward(x.data(), batch, plan, cache, static_cast<int64_t>(l), arena_,
+                          out.data());
       axpy(1.0f, out.data(), h.data(), T * H);
       rmsnorm(h.data(), H, layer.post_norm.data<float>(), x.data(), H, T, H, eps);
     }
@@ -295,22 +303,20 @@ Status DeepseekModel::run_layers(const ForwardBatch& batch, const LatentCache& c
       // Runs with T == 0 too: expert-parallel layers are collective.
       MS_RETURN_IF_ERROR(layer.moe->forward(x.data(), T, out.data(),
                                             routing ? &(*routing)[l] : nullptr, max_tokens,
-                                            replay ? &(*replay)[l] : nullptr));
+                                            replay ? &(*replay)[l] : nullptr, &arena_));
     } else if (T > 0) {
-      layer.dense->forward(x.data(), T, out.data());
+      layer.dense->forward(x.data(), T, out.data(), 0, 0, &arena_);
     }
     axpy(1.0f, out.data(), h.data(), T * H);
   }
   // Final norm and LM head only for the rows that need logits.
-  std::vector<float> last;
-  for (const SeqChunk& s : batch.seqs) {
-    if (!s.need_logits) continue;
-    const float* row = h.data() + (s.token_begin + s.num_tokens - 1) * H;
-    last.insert(last.end(), row, row + H);
+  const int64_t n = static_cast<int64_t>(plan.logit_rows.size());
+  std::span<float> last = arena_.alloc<float>(n * H);  // [n, H]
+  for (int64_t i = 0; i < n; ++i) {
+    std::memcpy(last.data() + i * H, h.data() + plan.logit_rows[i] * H, H * sizeof(float));
   }
-  const int64_t n = static_cast<int64_t>(last.size()) / H;
   rmsnorm(last.data(), H, final_norm_.data<float>(), last.data(), H, n, H, eps);
-  logits->assign(static_cast<size_t>(n * cfg_.vocab_size), 0.0f);
+  logits->resize(static_cast<size_t>(n * cfg_.vocab_size));
   if (n > 0) lm_head_.forward(last.data(), n, logits->data());
   return absl::OkStatus();
 }

@@ -11,6 +11,7 @@
 #include <variant>
 #include <vector>
 
+#include "core/arena.h"
 #include "kernels/linear.h"
 #include "kernels/rope.h"
 #include "model/checkpoint.h"
@@ -18,6 +19,7 @@
 #include "model/forward_batch.h"
 #include "model/latent_cache.h"
 #include "model/mla_attention.h"
+#include "model/step_plan.h"
 #include "moe/ep_backend.h"
 #include "moe/expert_load.h"
 #include "moe/gated_mlp.h"
@@ -31,9 +33,8 @@ namespace moeserve {
 // data-parallel attention.
 struct ExpertParallelOptions {
   ProcessGroup* group = nullptr;  // required; must outlive the model (and its engine)
-  // allgather_reducescatter | all2all_ht | all2all_ll | auto, or vLLM's
-  // deepep_high_throughput / deepep_low_latency (see moe/ep_backend.h).
-  std::string all2all_backend = "allgather_reducescatter";
+  // The dispatch/combine backend (see moe/ep_backend.h; parse_all2all_backend reads names).
+  All2AllBackend all2all_backend = All2AllBackend::kAllGatherReduceScatter;
   // all2all_ll's static per-rank token capacity per dispatch round (vLLM's
   // VLLM_MOE_DP_CHUNK_SIZE); with auto, steps where every rank has at most this many tokens
   // use all2all_ll.
@@ -101,8 +102,9 @@ class DeepseekModel {
   };
   Status validate_batch(const ForwardBatch& batch, const LatentCache& cache) const;
   Status validate_replay(const ForwardBatch& batch, const std::vector<MoeRouting>& replay) const;
-  Status run_layers(const ForwardBatch& batch, const LatentCache& cache, std::vector<float>* logits,
-                    std::vector<MoeRouting>* routing, const std::vector<MoeRouting>* replay);
+  Status run_layers(const ForwardBatch& batch, const StepPlan& plan, const LatentCache& cache,
+                    std::vector<float>* logits, std::vector<MoeRouting>* routing,
+                    const std::vector<MoeRouting>* replay);
   void embed(const ForwardBatch& batch, float* h) const;
 
   ModelConfig cfg_;
@@ -113,6 +115,7 @@ class DeepseekModel {
   Linear lm_head_;     // [vocab, H]
   std::vector<Layer> layers_;
   std::optional<EpKernels> ep_;  // expert parallelism: the backends every MoE layer shares
+  Arena arena_;  // per-step scratch of forward(): reset each step, grown to its high water
   int64_t first_local_expert_ = 0, num_local_experts_ = 0;
 };
 

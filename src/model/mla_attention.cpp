@@ -1,6 +1,7 @@
 #include "model/mla_attention.h"
 
 #include <cstring>
+#include <span>
 
 #include "core/parallel.h"
 #include "kernels/attention.h"
@@ -65,33 +66,32 @@ StatusOr<MlaAttention> MlaAttention::load(const WeightLoader& w, const ModelConf
   return a;
 }
 
-void MlaAttention::write_cache(const float* entries, const ForwardBatch& batch,
-                               const LatentCache& cache, int64_t layer) const {
-  const int64_t E = latent_ + rope_dim_, B = cache.block_size();
-  for (const SeqChunk& s : batch.seqs) {
-    const int32_t* table = batch.block_tables.data() + s.block_table_begin;
-    for (int64_t i = 0; i < s.num_tokens; ++i) {
-      const int64_t pos = s.num_computed + i;
-      float* dst = cache.entry(layer, table[pos / B], pos % B);
-      std::memcpy(dst, entries + (s.token_begin + i) * E, E * sizeof(float));
-    }
+void MlaAttention::write_cache(const float* entries, const StepPlan& plan, const LatentCache& cache,
+                               int64_t layer) const {
+  const int64_t E = latent_ + rope_dim_;
+  float* base = cache.layer_base(layer);
+  for (int64_t t = 0; t < plan.num_tokens; ++t) {
+    std::memcpy(base + plan.slots[t] * cache.entry_dim(), entries + t * E, E * sizeof(float));
   }
 }
 
-void MlaAttention::prefill_chunk(const float* q, const SeqChunk& s, const ForwardBatch& batch,
-                                 const LatentCache& cache, int64_t layer, float* attn) const {
-  const int64_t E = latent_ + rope_dim_, B = cache.block_size(), dqk = nope_ + rope_dim_;
-  const int64_t S = s.num_computed + s.num_tokens;
-  const int32_t* table = batch.block_tables.data() + s.block_table_begin;
-  std::vector<float> ctx(static_cast<size_t>(S * E));  // [S, L + R] cached entries
+void MlaAttention::prefill_chunk(const float* q, const SeqChunk& s, const StepPlan& plan,
+                                 const StepPlan::Prefill& chunk, const LatentCache& cache,
+                                 int64_t layer, Arena& scratch, float* attn) const {
+  const int64_t E = latent_ + rope_dim_, dqk = nope_ + rope_dim_;
+  const int64_t S = chunk.num_context;
+  Arena::Scope scope(scratch);
+  const float* base = cache.layer_base(layer);
+  const int64_t* slots = plan.context_slots.data() + chunk.context_begin;
+  std::span<float> ctx = scratch.alloc<float>(S * E);  // [S, L + R] cached entries
   for (int64_t p = 0; p < S; ++p) {
-    std::memcpy(ctx.data() + p * E, cache.entry(layer, table[p / B], p % B), E * sizeof(float));
+    std::memcpy(ctx.data() + p * E, base + slots[p] * cache.entry_dim(), E * sizeof(float));
   }
   const int64_t kvw = heads_ * (nope_ + v_dim_);
-  std::vector<float> kv(static_cast<size_t>(S * kvw));  // [S, heads, nope + v]
+  std::span<float> kv = scratch.alloc<float>(S * kvw);  // [S, heads, nope + v]
   kv_b_proj_.forward(ctx.data(), S, kv.data(), E, kvw);
-  std::vector<float> k(static_cast<size_t>(S * heads_ * dqk));    // [S, heads, dqk]
-  std::vector<float> v(static_cast<size_t>(S * heads_ * v_dim_));  // [S, heads, v]
+  std::span<float> k = scratch.alloc<float>(S * heads_ * dqk);     // [S, heads, dqk]
+  std::span<float> v = scratch.alloc<float>(S * heads_ * v_dim_);  // [S, heads, v]
   parallel_for(
       S,
       [&](int64_t b, int64_t e) {
@@ -124,32 +124,33 @@ void MlaAttention::prefill_chunk(const float* q, const SeqChunk& s, const Forwar
   mha_prefill(p);
 }
 
-void MlaAttention::decode_tokens(const float* q, const std::vector<const SeqChunk*>& seqs,
-                                 const ForwardBatch& batch, const LatentCache& cache,
-                                 int64_t layer, float* attn) const {
-  const int64_t n = static_cast<int64_t>(seqs.size()), dqk = nope_ + rope_dim_;
+void MlaAttention::decode_tokens(const float* q, const ForwardBatch& batch, const StepPlan& plan,
+                                 const LatentCache& cache, int64_t layer, Arena& scratch,
+                                 float* attn) const {
+  const int64_t n = static_cast<int64_t>(plan.decode_rows.size()), dqk = nope_ + rope_dim_;
+  Arena::Scope scope(scratch);
   // Gather the decode rows' queries: [n, heads, dqk].
-  std::vector<float> qd(static_cast<size_t>(n * heads_ * dqk));
+  std::span<float> qd = scratch.alloc<float>(n * heads_ * dqk);
   for (int64_t i = 0; i < n; ++i) {
-    std::memcpy(qd.data() + i * heads_ * dqk, q + seqs[i]->token_begin * heads_ * dqk,
+    std::memcpy(qd.data() + i * heads_ * dqk, q + plan.decode_rows[i] * heads_ * dqk,
                 heads_ * dqk * sizeof(float));
   }
   // q_lat[i, h, :] = q_nope[i, h, :] · W_UK[h]   -> [n, heads, L]
-  std::vector<float> q_lat(static_cast<size_t>(n * heads_ * latent_));
+  std::span<float> q_lat = scratch.alloc<float>(n * heads_ * latent_);
   for (int64_t h = 0; h < heads_; ++h) {
     w_uk_t_[h].forward(qd.data() + h * dqk, n, q_lat.data() + h * latent_, heads_ * dqk,
                        heads_ * latent_);
   }
-  std::vector<float> q_pe(static_cast<size_t>(n * heads_ * rope_dim_));  // [n, heads, R]
+  std::span<float> q_pe = scratch.alloc<float>(n * heads_ * rope_dim_);  // [n, heads, R]
   for (int64_t i = 0; i < n; ++i) {
     for (int64_t h = 0; h < heads_; ++h) {
       std::memcpy(q_pe.data() + (i * heads_ + h) * rope_dim_,
                   qd.data() + (i * heads_ + h) * dqk + nope_, rope_dim_ * sizeof(float));
     }
   }
-  std::vector<float> o_lat(static_cast<size_t>(n * heads_ * latent_));  // [n, heads, L]
+  std::span<float> o_lat = scratch.alloc<float>(n * heads_ * latent_);  // [n, heads, L]
   for (int64_t i = 0; i < n; ++i) {
-    const SeqChunk& s = *seqs[i];
+    const SeqChunk& s = batch.seqs[plan.decode_seqs[i]];
     MlaDecodeParams p;
     p.q_lat = q_lat.data() + i * heads_ * latent_;
     p.q_pe = q_pe.data() + i * heads_ * rope_dim_;
@@ -167,56 +168,47 @@ void MlaAttention::decode_tokens(const float* q, const std::vector<const SeqChun
     mla_decode(p);
   }
   // attn[row, h, :] = W_UV[h] · o_lat[i, h, :]
-  std::vector<float> od(static_cast<size_t>(n * heads_ * v_dim_));
+  std::span<float> od = scratch.alloc<float>(n * heads_ * v_dim_);
   for (int64_t h = 0; h < heads_; ++h) {
     w_uv_[h].forward(o_lat.data() + h * latent_, n, od.data() + h * v_dim_, heads_ * latent_,
                      heads_ * v_dim_);
   }
   for (int64_t i = 0; i < n; ++i) {
-    std::memcpy(attn + seqs[i]->token_begin * heads_ * v_dim_, od.data() + i * heads_ * v_dim_,
+    std::memcpy(attn + plan.decode_rows[i] * heads_ * v_dim_, od.data() + i * heads_ * v_dim_,
                 heads_ * v_dim_ * sizeof(float));
   }
 }
 
-Status MlaAttention::forward(const float* x, const ForwardBatch& batch, const LatentCache& cache,
-                             int64_t layer, float* out) const {
-  const int64_t T = batch.num_tokens(), dqk = nope_ + rope_dim_, E = latent_ + rope_dim_;
-  std::vector<float> q(static_cast<size_t>(T * heads_ * dqk));  // [T, heads, dqk]
+void MlaAttention::forward(const float* x, const ForwardBatch& batch, const StepPlan& plan,
+                           const LatentCache& cache, int64_t layer, Arena& scratch,
+                           float* out) const {
+  const int64_t T = plan.num_tokens, dqk = nope_ + rope_dim_, E = latent_ + rope_dim_;
+  Arena::Scope scope(scratch);
+  std::span<float> q = scratch.alloc<float>(T * heads_ * dqk);  // [T, heads, dqk]
   if (q_proj_) {
     q_proj_->forward(x, T, q.data());
   } else {
     const int64_t r = q_a_proj_.out_features();
-    std::vector<float> qa(static_cast<size_t>(T * r));  // [T, q_lora]
+    std::span<float> qa = scratch.alloc<float>(T * r);  // [T, q_lora]
     q_a_proj_.forward(x, T, qa.data());
     rmsnorm(qa.data(), r, q_a_norm_.data<float>(), qa.data(), r, T, r, eps_);
     q_b_proj_.forward(qa.data(), T, q.data());
   }
-  std::vector<float> entries(static_cast<size_t>(T * E));  // [T, L + R]
+  std::span<float> entries = scratch.alloc<float>(T * E);  // [T, L + R]
   kv_a_proj_.forward(x, T, entries.data());
   rmsnorm(entries.data(), E, kv_a_norm_.data<float>(), entries.data(), E, T, latent_, eps_);
 
-  std::vector<int32_t> positions(static_cast<size_t>(T));
-  for (const SeqChunk& s : batch.seqs) {
-    for (int64_t i = 0; i < s.num_tokens; ++i) {
-      positions[s.token_begin + i] = static_cast<int32_t>(s.num_computed + i);
-    }
-  }
-  rope_->apply(q.data() + nope_, T, heads_ * dqk, heads_, dqk, positions.data());
-  rope_->apply(entries.data() + latent_, T, E, 1, E, positions.data());
-  write_cache(entries.data(), batch, cache, layer);
+  rope_->apply(q.data() + nope_, T, heads_ * dqk, heads_, dqk, plan.positions.data());
+  rope_->apply(entries.data() + latent_, T, E, 1, E, plan.positions.data());
+  write_cache(entries.data(), plan, cache, layer);
 
-  std::vector<float> attn(static_cast<size_t>(T * heads_ * v_dim_));  // [T, heads, v]
-  std::vector<const SeqChunk*> decodes;
-  for (const SeqChunk& s : batch.seqs) {
-    if (s.num_tokens == 1) {
-      decodes.push_back(&s);
-    } else {
-      prefill_chunk(q.data(), s, batch, cache, layer, attn.data());
-    }
+  std::span<float> attn = scratch.alloc<float>(T * heads_ * v_dim_);  // [T, heads, v]
+  for (const StepPlan::Prefill& c : plan.prefills) {
+    prefill_chunk(q.data(), batch.seqs[c.seq], plan, c, cache, layer, scratch, attn.data());
   }
-  if (!decodes.empty()) decode_tokens(q.data(), decodes, batch, cache, layer, attn.data());
+  if (!plan.decode_rows.empty())
+    decode_tokens(q.data(), batch, plan, cache, layer, scratch, attn.data());
   o_proj_.forward(attn.data(), T, out);
-  return absl::OkStatus();
 }
 
 }  // namespace moeserve

@@ -9,11 +9,13 @@
 #include <optional>
 #include <vector>
 
+#include "core/arena.h"
 #include "kernels/linear.h"
 #include "kernels/rope.h"
 #include "model/config.h"
 #include "model/forward_batch.h"
 #include "model/latent_cache.h"
+#include "model/step_plan.h"
 #include "model/weight_loader.h"
 
 namespace moeserve {
@@ -23,18 +25,20 @@ class MlaAttention {
   static StatusOr<MlaAttention> load(const WeightLoader& w, const ModelConfig& cfg, int64_t layer,
                                      const RopeTable* rope);
   // x: [T, H] normalised hidden states of the batch -> out: [T, H] (overwritten).
-  // Writes the chunk tokens' cache entries of `layer`, then attends.
-  Status forward(const float* x, const ForwardBatch& batch, const LatentCache& cache,
-                 int64_t layer, float* out) const;
+  // Writes the chunk tokens' cache entries of `layer`, then attends. `plan` is the step's
+  // plan of `batch` (positions, cache slots, the prefill/decode split); every temporary comes
+  // from `scratch` and is released on return.
+  void forward(const float* x, const ForwardBatch& batch, const StepPlan& plan,
+               const LatentCache& cache, int64_t layer, Arena& scratch, float* out) const;
 
  private:
-  void write_cache(const float* entries, const ForwardBatch& batch, const LatentCache& cache,
+  void write_cache(const float* entries, const StepPlan& plan, const LatentCache& cache,
                    int64_t layer) const;
-  void prefill_chunk(const float* q, const SeqChunk& s, const ForwardBatch& batch,
-                     const LatentCache& cache, int64_t layer, float* attn) const;
-  void decode_tokens(const float* q, const std::vector<const SeqChunk*>& seqs,
-                     const ForwardBatch& batch, const LatentCache& cache, int64_t layer,
-                     float* attn) const;
+  void prefill_chunk(const float* q, const SeqChunk& s, const StepPlan& plan,
+                     const StepPlan::Prefill& chunk, const LatentCache& cache, int64_t layer,
+                     Arena& scratch, float* attn) const;
+  void decode_tokens(const float* q, const ForwardBatch& batch, const StepPlan& plan,
+                     const LatentCache& cache, int64_t layer, Arena& scratch, float* attn) const;
 
   int64_t hidden_ = 0, heads_ = 0, nope_ = 0, rope_dim_ = 0, v_dim_ = 0, latent_ = 0;
   float eps_ = 1e-6f;

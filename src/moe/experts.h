@@ -15,7 +15,7 @@ class GroupedExperts final : public Experts {
   explicit GroupedExperts(std::shared_ptr<const ExpertWeights> w) : w_(std::move(w)) {}
   ActivationFormat format() const override { return ActivationFormat::kStandard; }
   const char* name() const override { return "grouped"; }
-  void apply(const ExpertBatch& batch, float* out) const override;
+  void apply(const ExpertBatch& batch, float* out, Arena* scratch) const override;
 
  private:
   std::shared_ptr<const ExpertWeights> w_;
@@ -26,7 +26,7 @@ class BatchedExperts final : public Experts {
   explicit BatchedExperts(std::shared_ptr<const ExpertWeights> w) : w_(std::move(w)) {}
   ActivationFormat format() const override { return ActivationFormat::kBatched; }
   const char* name() const override { return "batched"; }
-  void apply(const ExpertBatch& batch, float* out) const override;
+  void apply(const ExpertBatch& batch, float* out, Arena* scratch) const override;
 
  private:
   std::shared_ptr<const ExpertWeights> w_;

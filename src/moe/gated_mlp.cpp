@@ -1,6 +1,6 @@
 #include "moe/gated_mlp.h"
 
-#include <vector>
+#include <span>
 
 #include "kernels/ops.h"
 
@@ -20,13 +20,17 @@ StatusOr<GatedMlp> GatedMlp::create(Tensor gate, Tensor up, Tensor down) {
   return m;
 }
 
-void GatedMlp::forward(const float* x, int64_t m, float* y, int64_t ldx, int64_t ldy) const {
+void GatedMlp::forward(const float* x, int64_t m, float* y, int64_t ldx, int64_t ldy,
+                       Arena* scratch) const {
   if (m <= 0) return;
   const int64_t inter = this->inter();
-  std::vector<float> gate_up(static_cast<size_t>(m * 2 * inter));  // [m, 2I] = [gate | up]
+  Arena local;
+  Arena& arena = scratch != nullptr ? *scratch : local;
+  Arena::Scope scope(arena);
+  std::span<float> gate_up = arena.alloc<float>(m * 2 * inter);  // [m, 2I] = [gate | up]
   gate_.forward(x, m, gate_up.data(), ldx, 2 * inter);
   up_.forward(x, m, gate_up.data() + inter, ldx, 2 * inter);
-  std::vector<float> act(static_cast<size_t>(m * inter));  // [m, I]
+  std::span<float> act = arena.alloc<float>(m * inter);  // [m, I]
   silu_mul(gate_up.data(), act.data(), m, inter);
   down_.forward(act.data(), m, y, 0, ldy);
 }

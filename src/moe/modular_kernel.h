@@ -12,6 +12,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/arena.h"
 #include "core/status.h"
 
 namespace moeserve {
@@ -104,7 +105,8 @@ class Experts {
   virtual ActivationFormat format() const = 0;
   virtual const char* name() const = 0;
   // out: rows() x H, same row layout as batch.a1; rows that are padding are left untouched.
-  virtual void apply(const ExpertBatch& batch, float* out) const = 0;
+  // Temporaries come from `scratch` (the model's step arena; null: allocated per call).
+  virtual void apply(const ExpertBatch& batch, float* out, Arena* scratch) const = 0;
 };
 
 }  // namespace moeserve

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <span>
 
 #include "core/dtype.h"
 #include "kernels/ops.h"
@@ -79,7 +80,8 @@ Status MoeLayer::set_low_latency_kernel(std::shared_ptr<PrepareFinalize> prepare
 }
 
 Status MoeLayer::forward(const float* x, int64_t T, float* y, MoeRouting* routing,
-                         int64_t max_tokens_across_ranks, const MoeRouting* replay) {
+                         int64_t max_tokens_across_ranks, const MoeRouting* replay,
+                         Arena* scratch) {
   PrepareFinalize* pf = pf_.get();
   const Experts* experts = experts_.get();
   if (ll_pf_) {
@@ -93,8 +95,11 @@ Status MoeLayer::forward(const float* x, int64_t T, float* y, MoeRouting* routin
     }
   }
   const int64_t E = gate_.num_experts, K = gate_.top_k, H = gate_linear_.in_features();
-  std::vector<int32_t> ids(static_cast<size_t>(T * K));    // [T, K]
-  std::vector<float> weights(static_cast<size_t>(T * K));  // [T, K]
+  Arena local;
+  Arena& arena = scratch != nullptr ? *scratch : local;
+  Arena::Scope scope(arena);
+  std::span<int32_t> ids = arena.alloc<int32_t>(T * K);  // [T, K]
+  std::span<float> weights = arena.alloc<float>(T * K);  // [T, K]
   if (replay) {
     if (static_cast<int64_t>(replay->topk_ids.size()) != T * K ||
         replay->topk_weights.size() != replay->topk_ids.size()) {
@@ -108,10 +113,10 @@ Status MoeLayer::forward(const float* x, int64_t T, float* y, MoeRouting* routin
             absl::StrCat("moe: replayed expert id ", id, " is not in [0, ", E, ")"));
       }
     }
-    ids = replay->topk_ids;
-    weights = replay->topk_weights;
+    std::copy(replay->topk_ids.begin(), replay->topk_ids.end(), ids.begin());
+    std::copy(replay->topk_weights.begin(), replay->topk_weights.end(), weights.begin());
   } else {
-    std::vector<float> logits(static_cast<size_t>(T * E));  // [T, E]
+    std::span<float> logits = arena.alloc<float>(T * E);  // [T, E]
     gate_linear_.forward(x, T, logits.data());
     select_experts(gate_, logits.data(), bias_.empty() ? nullptr : bias_.data(), T, ids.data(),
                    weights.data());
@@ -123,27 +128,26 @@ Status MoeLayer::forward(const float* x, int64_t T, float* y, MoeRouting* routin
 
   RoutedTokens in{x, T, H, ids.data(), weights.data(), K};
   // The shared experts run while the combine is in flight.
-  std::vector<float> shared_out;
+  std::span<float> shared_out;  // [T, H]
+  if (shared_) shared_out = arena.alloc<float>(T * H);
   std::function<void()> overlap;
   if (shared_) {
-    overlap = [&] {
-      shared_out.resize(static_cast<size_t>(T * H));
-      shared_->forward(x, T, shared_out.data());
-    };
+    overlap = [&] { shared_->forward(x, T, shared_out.data(), 0, 0, &arena); };
   }
   MS_RETURN_IF_ERROR(run_modular_kernel(*pf, *experts, in, &batch_, &expert_out_, y, overlap,
-                                        max_tokens_across_ranks));
+                                        max_tokens_across_ranks, &arena));
   if (shared_) axpy(1.0f, shared_out.data(), y, T * H);
   if (routing) {
-    routing->topk_ids = std::move(ids);
-    routing->topk_weights = std::move(weights);
+    routing->topk_ids.assign(ids.begin(), ids.end());
+    routing->topk_weights.assign(weights.begin(), weights.end());
   }
   return absl::OkStatus();
 }
 
 Status run_modular_kernel(PrepareFinalize& pf, const Experts& experts, const RoutedTokens& in,
                           ExpertBatch* batch, std::vector<float>* expert_out, float* y,
-                          const std::function<void()>& overlap, int64_t max_tokens_across_ranks) {
+                          const std::function<void()>& overlap, int64_t max_tokens_across_ranks,
+                          Arena* scratch) {
   const int64_t T = in.num_tokens, H = in.hidden, K = in.top_k;
   MS_ASSIGN_OR_RETURN(const int64_t num_chunks, pf.num_chunks(T, max_tokens_across_ranks));
   const int64_t limit = pf.max_tokens_per_chunk();
@@ -155,7 +159,7 @@ Status run_modular_kernel(PrepareFinalize& pf, const Experts& experts, const Rou
         in.x + t0 * H, t1 - t0, H, in.topk_ids + t0 * K, in.topk_weights + t0 * K, K};
     MS_RETURN_IF_ERROR(pf.prepare(chunk, batch));
     expert_out->resize(static_cast<size_t>(batch->rows() * H));
-    experts.apply(*batch, expert_out->data());
+    experts.apply(*batch, expert_out->data(), scratch);
     MS_RETURN_IF_ERROR(pf.finalize_begin(*batch, expert_out->data()));
     if (c == num_chunks - 1 && overlap) overlap();
     MS_RETURN_IF_ERROR(pf.finalize_end(y + t0 * H));

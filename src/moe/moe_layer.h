@@ -47,8 +47,12 @@ class MoeLayer {
   // `replay` (may be null): expert choices and weights to use instead of the gate's ([T, K],
   // ids in [0, E)). Tests use it to compare two precision paths without the gate's
   // discontinuity: a rounding-sized difference can flip a near-tied top-k choice.
+  // `scratch` (may be null: heap) is the model's step arena; the layer's temporaries (gate
+  // logits, expert choices, shared-expert output, the experts' intermediates) come from it
+  // and are released on return.
   Status forward(const float* x, int64_t num_tokens, float* y, MoeRouting* routing = nullptr,
-                 int64_t max_tokens_across_ranks = -1, const MoeRouting* replay = nullptr);
+                 int64_t max_tokens_across_ranks = -1, const MoeRouting* replay = nullptr,
+                 Arena* scratch = nullptr);
 
   // Expert load statistics (moe/expert_load.h): every forward adds one to counters[e] per
   // token routed to logical expert e ([E], owned by the caller, null: no counting).
@@ -82,10 +86,11 @@ class MoeLayer {
 // between finalize_begin and finalize_end of the last chunk, i.e. while the combine is in
 // flight. y: [T, H] (overwritten). `batch` and `expert_out` are reusable scratch.
 // `max_tokens_across_ranks`: the group's largest T when already agreed (see num_chunks).
+// `scratch` (may be null): the experts' temporaries (Experts::apply).
 Status run_modular_kernel(PrepareFinalize& pf, const Experts& experts, const RoutedTokens& in,
                           ExpertBatch* batch, std::vector<float>* expert_out, float* y,
                           const std::function<void()>& overlap = {},
-                          int64_t max_tokens_across_ranks = -1);
+                          int64_t max_tokens_across_ranks = -1, Arena* scratch = nullptr);
 
 // Builds the single-rank kernel: LocalPrepareFinalize + grouped (standard) or batched experts.
 StatusOr<MoeLayer> make_local_moe_layer(GateParams gate, Tensor gate_weight, Tensor bias,

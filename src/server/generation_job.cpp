@@ -53,7 +53,7 @@ class Job : public std::enable_shared_from_this<Job> {
     int64_t text_offset = 0;
     bool first_chunk_sent = false;
     bool finished = false;
-    std::string finish_reason;
+    std::optional<engine::FinishReason> finish_reason;
     engine::StopReason stop_reason;
     bool any_token = false;
     Clock::time_point last_token;
@@ -144,7 +144,7 @@ void Job::start() {
   if (!st.ok()) {
     for (Choice& c : choices_) {
       c.finished = true;
-      c.finish_reason = "abort";
+      c.finish_reason = engine::FinishReason::kAbort;
     }
     num_finished_ = choices_.size();
     fail(error_from_status(st));
@@ -202,7 +202,7 @@ void Job::fail(const ApiError& error) {
 
 void Job::record(const Choice& c, size_t index) {
   RequestRecord r;
-  r.finish_reason = c.finish_reason;
+  r.finish_reason = c.finish_reason.value_or(engine::FinishReason::kAbort);
   r.e2e_seconds = seconds(Clock::now() - arrival_);
   r.ttft_seconds = c.ttft;
   r.inter_token_seconds = c.itl;
@@ -266,10 +266,10 @@ void Job::on_output(size_t index, engine::EngineOutput out) {
     record(c, index);
   }
   if (done_ || gone_) return;
-  if (out.finished && out.finish_reason == "error") {
+  if (out.finished && out.finish_reason == engine::FinishReason::kError) {
     return fail(server_error(out.error.empty() ? "engine error" : out.error));
   }
-  if (out.finished && out.finish_reason == "abort") {
+  if (out.finished && out.finish_reason == engine::FinishReason::kAbort) {
     return fail(unavailable("The request was aborted by the engine (shutting down)."));
   }
   if (spec_.stream) stream_output(index, out, new_logprobs);
@@ -301,7 +301,7 @@ void Job::stream_output(size_t index, const engine::EngineOutput& out, const Jso
     choice["delta"] = text.empty() ? Json::object() : Json{{"content", text}};
     choice["logprobs"] = new_logprobs;
   }
-  choice["finish_reason"] = out.finished ? Json(out.finish_reason) : Json(nullptr);
+  choice["finish_reason"] = out.finished ? finish_reason_json(out.finish_reason) : Json(nullptr);
   if (out.finished || spec_.kind == JobKind::kCompletion) {
     choice["stop_reason"] = out.finished ? stop_reason_json(out.stop_reason) : Json(nullptr);
   }
@@ -358,7 +358,7 @@ void Job::send_full_response() {
           Json{{"role", "assistant"}, {"content", text}, {"tool_calls", Json::array()}};
       choice["logprobs"] = spec_.logprobs ? Json{{"content", c.chat_logprobs}} : Json(nullptr);
     }
-    choice["finish_reason"] = c.finish_reason;
+    choice["finish_reason"] = finish_reason_json(c.finish_reason);
     choice["stop_reason"] = stop_reason_json(c.stop_reason);
     choices.push_back(std::move(choice));
   }

@@ -38,6 +38,11 @@ Json stop_reason_json(const engine::StopReason& reason) {
   return nullptr;
 }
 
+Json finish_reason_json(std::optional<engine::FinishReason> reason) {
+  if (!reason) return nullptr;
+  return std::string(engine::finish_reason_name(*reason));
+}
+
 Json usage_json(int64_t prompt_tokens, int64_t completion_tokens,
                 std::optional<int64_t> cached_tokens) {
   Json u;

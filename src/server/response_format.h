@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,8 @@ std::string token_string(const Tokenizer* tokenizer, int32_t id);
 
 // stop_reason: the matched stop string or token id; null for EOS / length.
 Json stop_reason_json(const engine::StopReason& reason);
+// finish_reason: vLLM's string ("stop", "length", ...); null while unfinished.
+Json finish_reason_json(std::optional<engine::FinishReason> reason);
 
 Json usage_json(int64_t prompt_tokens, int64_t completion_tokens,
                 std::optional<int64_t> cached_tokens);

@@ -65,9 +65,6 @@ Status ServeCommand::validate_data_parallel() const {
         "--port %d + 1 + rank exceeds 65535 for --data-parallel-size %d; choose a lower --port",
         options.port, data_parallel.size));
   }
-  if (auto b = parse_all2all_backend(options.all2all_backend); !b.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("--all2all-backend: ", b.status().message()));
-  }
   return absl::OkStatus();
 }
 
@@ -149,7 +146,8 @@ std::optional<ServeCommand> parse_serve_command(int argc, char** argv, int* exit
                  "TCP port for the ranks' rendezvous on the rank-0 host (default 29550)");
   app.add_flag("--enable-expert-parallel", cmd.enable_expert_parallel,
                "shard the routed experts over the data-parallel ranks (contiguous placement)");
-  app.add_option("--all2all-backend", o.all2all_backend,
+  std::string all2all_backend = "auto";
+  app.add_option("--all2all-backend", all2all_backend,
                  "expert-parallel dispatch/combine: auto (default) | allgather_reducescatter | "
                  "all2all_ht | all2all_ll | deepep_high_throughput | deepep_low_latency "
                  "(or env VLLM_ALL2ALL_BACKEND)")
@@ -214,6 +212,10 @@ std::optional<ServeCommand> parse_serve_command(int argc, char** argv, int* exit
   if (cmd.data_parallel_mode() || dp.headless || dp.start_rank > 0 || dp.size_local >= 0) {
     if (Status st = dp.validate(); !st.ok()) return fail(std::string(st.message()));
     if (Status st = cmd.validate_data_parallel(); !st.ok()) return fail(std::string(st.message()));
+    // Parsed here once; only data-parallel ranks use it.
+    auto backend = parse_all2all_backend(all2all_backend);
+    if (!backend.ok()) return fail("--all2all-backend: " + std::string(backend.status().message()));
+    o.all2all_backend = *backend;
   }
   if (const char* env = std::getenv("MOESERVE_THREADS_PER_RANK"); env != nullptr && *env) {
     const int n = std::atoi(env);

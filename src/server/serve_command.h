@@ -28,8 +28,8 @@ struct ServeCommand {
   bool data_parallel_mode() const { return data_parallel.size > 1; }
   // HTTP port of global data-parallel rank `rank`: --port + 1 + rank.
   int rank_port(int rank) const { return options.port + 1 + rank; }
-  // Cross-flag checks for data-parallel mode (expert parallelism required, port range,
-  // backend name); errors name the flag.
+  // Cross-flag checks for data-parallel mode (expert parallelism required, port range);
+  // errors name the flag.
   Status validate_data_parallel() const;
 };
 

@@ -45,7 +45,8 @@ StatusOr<std::unique_ptr<ServerApp>> ServerApp::start(const ServeOptions& o) {
     ep.all2all_backend = o.all2all_backend;
     load.expert_parallel = ep;
     MS_LOG_INFO("loading model from {} (expert parallel: rank {} of {}, --all2all-backend {})",
-                o.model_dir, dp_rank, o.ep_group->world_size(), o.all2all_backend);
+                o.model_dir, dp_rank, o.ep_group->world_size(),
+                all2all_backend_name(o.all2all_backend));
   } else {
     MS_LOG_INFO("loading model from {}", o.model_dir);
   }

@@ -13,6 +13,7 @@
 
 #include "core/status.h"
 #include "kv_events/kv_event_publisher.h"
+#include "moe/ep_backend.h"
 #include "nlohmann/json.hpp"
 #include "server/http_server.h"
 #include "server/openai_service.h"
@@ -53,7 +54,7 @@ struct ServeOptions {
   // loaded with this rank's share of the experts and the engine steps in lockstep with the
   // other ranks. Null: a single engine with every expert. Not owned; must outlive the app.
   ProcessGroup* ep_group = nullptr;
-  std::string all2all_backend = "auto";  // --all2all-backend (moe/ep_backend.h)
+  All2AllBackend all2all_backend = All2AllBackend::kAuto;  // --all2all-backend
 };
 
 // A quarter of the available memory, at most 4 GiB, at least 64 MiB.

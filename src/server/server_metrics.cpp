@@ -107,9 +107,10 @@ ServerMetrics::ServerMetrics(std::string model_name, int32_t max_model_len,
                {"prefix_caching_hash_algo", cache.prefix_caching_hash_algo}},
               1.0);
   // Series that exist from the start, as prometheus_client shows them once labelled.
-  for (const char* reason : {"stop", "length", "abort"}) {
+  for (engine::FinishReason reason :
+       {engine::FinishReason::kStop, engine::FinishReason::kLength, engine::FinishReason::kAbort}) {
     Labels l = labels_;
-    l.emplace_back("finished_reason", reason);
+    l.emplace_back("finished_reason", std::string(engine::finish_reason_name(reason)));
     r.counter_add("vllm:request_success", l, 0.0);
   }
 }
@@ -117,7 +118,7 @@ ServerMetrics::ServerMetrics(std::string model_name, int32_t max_model_len,
 void ServerMetrics::observe_request(const RequestRecord& rec) {
   MetricsRegistry& r = registry_;
   Labels l = labels_;
-  l.emplace_back("finished_reason", rec.finish_reason);
+  l.emplace_back("finished_reason", std::string(engine::finish_reason_name(rec.finish_reason)));
   r.counter_add("vllm:request_success", l, 1.0);
   r.histogram_observe("vllm:e2e_request_latency_seconds", labels_, rec.e2e_seconds);
   r.histogram_observe("vllm:request_prompt_tokens", labels_, rec.num_prompt_tokens);

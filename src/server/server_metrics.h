@@ -20,7 +20,7 @@ namespace moeserve::server {
 
 // What the server saw of one finished engine request.
 struct RequestRecord {
-  std::string finish_reason;                // "stop" | "length" | "abort" | "error"
+  engine::FinishReason finish_reason = engine::FinishReason::kStop;
   double e2e_seconds = 0.0;                 // arrival → finished
   std::optional<double> ttft_seconds;       // arrival → first token
   std::vector<double> inter_token_seconds;  // between successive outputs with tokens

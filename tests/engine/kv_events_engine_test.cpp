@@ -31,7 +31,7 @@ class Done final : public OutputSink {
   void on_output(EngineOutput o) override {
     std::lock_guard<std::mutex> lk(mu_);
     if (o.finished) {
-      reason_ = o.finish_reason;
+      reason_ = std::string(finish_reason_name(o.finish_reason.value_or(FinishReason::kError)));
       done_ = true;
       cv_.notify_all();
     }

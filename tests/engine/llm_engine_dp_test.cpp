@@ -55,6 +55,11 @@ class Cleanup : public ::testing::Environment {
 };
 const auto* const kCleanup = ::testing::AddGlobalTestEnvironment(new Cleanup);
 
+// The finish reason of a final output, for messages.
+std::string reason_name(const EngineOutput& o) {
+  return o.finish_reason ? std::string(finish_reason_name(*o.finish_reason)) : "none";
+}
+
 // Ranks share the machine's few cores: one compute thread each.
 void one_thread_per_rank() {
   omp_set_num_threads(1);
@@ -148,7 +153,8 @@ StatusOr<std::vector<std::vector<int32_t>>> solo_tokens(
     MS_ASSIGN_OR_RETURN(auto c,
                         submit(*e, absl::StrCat("solo", i), prompts[i], greedy(max_tokens)));
     auto f = c->wait();
-    MS_TEST_CHECK(f && f->finish_reason == "length", "solo request %d did not finish", i);
+    MS_TEST_CHECK(f && f->finish_reason == FinishReason::kLength, "solo request %d did not finish",
+                  i);
     out.push_back(c->tokens());
   }
   return out;
@@ -156,7 +162,7 @@ StatusOr<std::vector<std::vector<int32_t>>> solo_tokens(
 
 StatusOr<std::unique_ptr<LlmEngine>> ep_engine(ProcessGroup* group) {
   ModelLoadOptions o;
-  o.expert_parallel = ExpertParallelOptions{group, "auto", 4};
+  o.expert_parallel = ExpertParallelOptions{group, All2AllBackend::kAuto, 4};
   MS_ASSIGN_OR_RETURN(auto model, DeepseekModel::load(tiny_model(), o));
   return LlmEngine::create(engine_config(), std::move(model), nullptr);
 }
@@ -224,8 +230,8 @@ TEST(LlmEngineDp, LockstepRanksGiveSingleEngineTokens) {
           for (size_t i = 0; i < cs.size(); ++i, ++next) {
             auto f = cs[i]->wait();
             MS_TEST_CHECK(f.has_value(), "rank %d %s%d: no final output", r, tag, i);
-            MS_TEST_CHECK(f->finish_reason == "length", "rank %d %s%d: %s %s", r, tag, i,
-                          f->finish_reason, f->error);
+            MS_TEST_CHECK(f->finish_reason == FinishReason::kLength, "rank %d %s%d: %s %s", r, tag,
+                          i, reason_name(*f), f->error);
             MS_TEST_CHECK(cs[i]->tokens() == want[next], "rank %d %s%d: tokens differ", r, tag, i);
           }
           return absl::OkStatus();
@@ -322,8 +328,9 @@ TEST(LlmEngineDp, KilledPeerFailsInFlightRequestsAndHealth) {
         const double secs =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         MS_TEST_CHECK(f.has_value(), "the request did not fail within 20 s of the kill");
-        MS_TEST_CHECK(f->finish_reason == "error" && absl::StrContains(f->error, "rank 1"),
-                      "finish %s: %s", f->finish_reason, f->error);
+        MS_TEST_CHECK(
+            f->finish_reason == FinishReason::kError && absl::StrContains(f->error, "rank 1"),
+            "finish %s: %s", reason_name(*f), f->error);
         MS_TEST_CHECK(secs < 5, "failing took %g s", secs);
         MS_TEST_CHECK(c->num_tokens() < 200, "the request finished");
         MS_TEST_CHECK(!engine->healthy(), "still healthy after the peer died");

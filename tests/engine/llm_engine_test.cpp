@@ -107,7 +107,7 @@ TEST(LlmEngine, BatchedRequestsGetTheirSoloTokens) {
     auto e = make_engine(64, /*prefix_caching=*/false);
     for (int i = 0; i < 4; ++i) {
       auto c = submit(*e, "solo" + std::to_string(i), prompt(10 + 13 * i, i), greedy(12));
-      EXPECT_EQ(c->wait().finish_reason, "length");
+      EXPECT_EQ(c->wait().finish_reason, FinishReason::kLength);
       solo.push_back(c->tokens());
       EXPECT_EQ(solo.back().size(), 12u);
     }
@@ -149,7 +149,7 @@ TEST(LlmEngine, AbortEndsTheRequestAndFreesItsBlocks) {
   while (c->tokens().size() < 3) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   e->abort("long");
   const EngineOutput f = c->wait();
-  EXPECT_EQ(f.finish_reason, "abort");
+  EXPECT_EQ(f.finish_reason, FinishReason::kAbort);
   EXPECT_LT(c->tokens().size(), 200u);
   for (int i = 0; i < 100 && e->stats().kv_cache_usage > 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -169,7 +169,7 @@ TEST(LlmEngine, StopStringEndsGenerationAndIsNotEmitted) {
   sp.stop = {stop};
   auto c = submit(*e, "stopped", prompt(8, 4), sp);
   const EngineOutput f = c->wait();
-  EXPECT_EQ(f.finish_reason, "stop");
+  EXPECT_EQ(f.finish_reason, FinishReason::kStop);
   EXPECT_EQ(std::get<std::string>(f.stop_reason), stop);
   EXPECT_EQ(c->text(), text.substr(0, text.find(stop)));
 }
@@ -202,7 +202,7 @@ TEST(LlmEngine, WaitingQueueIsBoundedAndBadPromptsAreRejected) {
     }
   }
   EXPECT_GT(refused, 0);
-  for (auto& c : cs) EXPECT_EQ(c->wait().finish_reason, "length");
+  for (auto& c : cs) EXPECT_EQ(c->wait().finish_reason, FinishReason::kLength);
   EXPECT_GT(accepted, 0);
 }
 
@@ -247,7 +247,7 @@ TEST(LlmEngine, ShutdownDrainsInFlightRequests) {
   auto c = submit(*e, "inflight", prompt(12, 5), greedy(20));
   e->shutdown(/*drain=*/true);
   const EngineOutput f = c->wait();
-  EXPECT_EQ(f.finish_reason, "length");
+  EXPECT_EQ(f.finish_reason, FinishReason::kLength);
   EXPECT_EQ(c->tokens().size(), 20u);
   NewRequest late;
   late.request_id = "late";

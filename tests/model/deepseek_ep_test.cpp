@@ -202,7 +202,8 @@ TEST_P(EpModel, GenerationMatchesSingleProcess) {
         one_thread_per_rank();
         MS_ASSIGN_OR_RETURN(auto group, ProcessGroup::create(local_options(r, n, port, c.tcp)));
         ModelLoadOptions ep;
-        ep.expert_parallel = ExpertParallelOptions{group.get(), c.backend, kMaxTokensPerRank};
+        MS_ASSIGN_OR_RETURN(const All2AllBackend backend, parse_all2all_backend(c.backend));
+        ep.expert_parallel = ExpertParallelOptions{group.get(), backend, kMaxTokensPerRank};
         MS_ASSIGN_OR_RETURN(auto model, DeepseekModel::load(dir, ep));
         MS_ASSIGN_OR_RETURN(auto single, DeepseekModel::load(dir));
         const int64_t E = model->config().n_routed_experts, V = model->config().vocab_size;
@@ -269,7 +270,7 @@ TEST(EpModel, InvalidBatchOnOneRankKeepsPeersInLockstep) {
     one_thread_per_rank();
     MS_ASSIGN_OR_RETURN(auto group, ProcessGroup::create(local_options(r, 2, port, false)));
     ModelLoadOptions ep;
-    ep.expert_parallel = ExpertParallelOptions{group.get(), "all2all_ht", 256};
+    ep.expert_parallel = ExpertParallelOptions{group.get(), All2AllBackend::kHighThroughput, 256};
     MS_ASSIGN_OR_RETURN(auto model, DeepseekModel::load(dir, ep));
     MS_ASSIGN_OR_RETURN(auto single, DeepseekModel::load(dir));
     const int64_t V = model->config().vocab_size;
@@ -315,7 +316,7 @@ TEST(EpModel, LoadErrorsNameTheSettingAtFault) {
     one_thread_per_rank();
     MS_ASSIGN_OR_RETURN(auto group, ProcessGroup::create(local_options(r, 2, port, false)));
     ModelLoadOptions o;
-    o.expert_parallel = ExpertParallelOptions{group.get(), "all2all_ll", 8};
+    o.expert_parallel = ExpertParallelOptions{group.get(), All2AllBackend::kLowLatency, 8};
     o.experts_format = ActivationFormat::kStandard;
     auto m = DeepseekModel::load(dir, o);
     MS_TEST_CHECK(!m.ok() && absl::StrContains(m.status().message(),
@@ -323,22 +324,23 @@ TEST(EpModel, LoadErrorsNameTheSettingAtFault) {
                                                "format; experts format 'grouped' is not "
                                                "compatible"),
                   "%s", m.status().ToString());
-    o.expert_parallel->all2all_backend = "auto";
+    o.expert_parallel->all2all_backend = All2AllBackend::kAuto;
     o.experts_format = ActivationFormat::kBatched;
     m = DeepseekModel::load(dir, o);
     MS_TEST_CHECK(!m.ok() && absl::StrContains(m.status().message(), "takes no experts format"),
                   "%s", m.status().ToString());
-    o.expert_parallel->all2all_backend = "pplx";
-    o.experts_format.reset();
-    m = DeepseekModel::load(dir, o);
+    // The name is parsed once, at the command line.
+    auto pplx = parse_all2all_backend("pplx");
     MS_TEST_CHECK(
-        !m.ok() && absl::StrContains(m.status().message(), "unknown all2all backend 'pplx'"), "%s",
-        m.status().ToString());
+        !pplx.ok() && absl::StrContains(pplx.status().message(), "unknown all2all backend 'pplx'"),
+        "%s", pplx.status().ToString());
     // vLLM's names map to ours; the explicit matching format is accepted.
-    o.expert_parallel->all2all_backend = "deepep_low_latency";
+    MS_ASSIGN_OR_RETURN(o.expert_parallel->all2all_backend,
+                        parse_all2all_backend("deepep_low_latency"));
     o.experts_format = ActivationFormat::kBatched;
     MS_ASSIGN_OR_RETURN(auto ll, DeepseekModel::load(dir, o));
-    o.expert_parallel->all2all_backend = "deepep_high_throughput";
+    MS_ASSIGN_OR_RETURN(o.expert_parallel->all2all_backend,
+                        parse_all2all_backend("deepep_high_throughput"));
     o.experts_format.reset();
     MS_ASSIGN_OR_RETURN(auto ht, DeepseekModel::load(dir, o));
     auto cache = LatentCache::create(ll->config().num_hidden_layers, 2, 16, ll->cache_entry_dim());
@@ -358,7 +360,8 @@ TEST(EpModel, LoadErrorsNameTheSettingAtFault) {
     one_thread_per_rank();
     MS_ASSIGN_OR_RETURN(auto group, ProcessGroup::create(local_options(r, 3, port, false)));
     ModelLoadOptions o;
-    o.expert_parallel = ExpertParallelOptions{group.get(), "allgather_reducescatter", 256};
+    o.expert_parallel =
+        ExpertParallelOptions{group.get(), All2AllBackend::kAllGatherReduceScatter, 256};
     auto m = DeepseekModel::load(dir, o);
     MS_TEST_CHECK(!m.ok() && m.status().message() ==
                                  "config.json: n_routed_experts (16) is not divisible by the "
