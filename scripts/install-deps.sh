@@ -7,6 +7,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 PKGS=(
   build-essential g++ cmake ninja-build pkg-config git ca-certificates curl
+  clang libclang-rt-14-dev libomp-dev
   libdnnl-dev libucx-dev ucx-utils
   libboost-dev libboost-system-dev
   nlohmann-json3-dev libyaml-cpp-dev libpcre2-dev libxxhash-dev libssl-dev
