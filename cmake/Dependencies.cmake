@@ -15,6 +15,12 @@ find_package(fmt CONFIG REQUIRED)
 find_package(CLI11 CONFIG REQUIRED)
 find_package(OpenSSL REQUIRED)
 find_package(Boost 1.74 REQUIRED COMPONENTS system)
+# Boost 1.74's Asio turns co_await on for clang only with libc++'s <experimental/coroutine>;
+# clang with libstdc++ has C++20's <coroutine> (which Asio already uses), as Boost >= 1.77 knows.
+if(CMAKE_CXX_COMPILER_ID STREQUAL "Clang" AND Boost_VERSION VERSION_LESS 1.77)
+  set_property(TARGET Boost::headers APPEND PROPERTY
+    INTERFACE_COMPILE_DEFINITIONS BOOST_ASIO_HAS_CO_AWAIT=1)
+endif()
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
 pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)

@@ -6,14 +6,13 @@
 // step's FLOPs over the oneDNN matmul rate), both ceilings measured in the same run.
 #include <algorithm>
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
 #include <iostream>
-#include <mutex>
 #include <random>
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "cli/commands.h"
 #include "cli/model_cost.h"
 #include "core/cpu_features.h"
@@ -36,8 +35,8 @@ class BatchSink : public engine::OutputSink {
  public:
   explicit BatchSink(int expected) : remaining_(expected), waiting_first_(expected) {}
 
-  void on_output(engine::EngineOutput o) override {
-    std::lock_guard<std::mutex> lk(mu_);
+  void on_output(engine::EngineOutput o) ABSL_LOCKS_EXCLUDED(mu_) override {
+    absl::MutexLock lk(&mu_);
     if (!o.token_ids.empty()) {
       tokens_ += static_cast<int64_t>(o.token_ids.size());
       if (o.num_output_tokens == static_cast<int32_t>(o.token_ids.size()) &&
@@ -52,17 +51,14 @@ class BatchSink : public engine::OutputSink {
         error_ =
             o.error.empty() ? std::string(engine::finish_reason_name(*o.finish_reason)) : o.error;
       }
-      if (--remaining_ == 0) {
-        end_ = Clock::now();
-        cv_.notify_all();
-      }
+      if (--remaining_ == 0) end_ = Clock::now();
     }
   }
 
   // Waits for every request; returns decode tokens/s after the last first token.
-  StatusOr<double> wait() {
-    std::unique_lock<std::mutex> lk(mu_);
-    cv_.wait(lk, [&] { return remaining_ == 0; });
+  StatusOr<double> wait() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lk(&mu_);
+    mu_.Await(absl::Condition(this, &BatchSink::all_finished));
     if (!error_.empty()) return absl::InternalError(error_);
     const double s = std::chrono::duration<double>(end_ - all_first_).count();
     if (waiting_first_ > 0 || s <= 0) return absl::InternalError("no decode steps were timed");
@@ -70,13 +66,16 @@ class BatchSink : public engine::OutputSink {
   }
 
  private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  int remaining_;
-  int waiting_first_;
-  int64_t tokens_ = 0, tokens_at_first_ = 0;
-  Clock::time_point all_first_, end_;
-  std::string error_;
+  bool all_finished() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return remaining_ == 0; }
+
+  absl::Mutex mu_;
+  int remaining_ ABSL_GUARDED_BY(mu_);
+  int waiting_first_ ABSL_GUARDED_BY(mu_);
+  int64_t tokens_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t tokens_at_first_ ABSL_GUARDED_BY(mu_) = 0;
+  Clock::time_point all_first_ ABSL_GUARDED_BY(mu_);
+  Clock::time_point end_ ABSL_GUARDED_BY(mu_);
+  std::string error_ ABSL_GUARDED_BY(mu_);
 };
 
 double median(std::vector<double> v) {

@@ -1,9 +1,8 @@
 #include "cli/offline_engine.h"
 
 #include <algorithm>
-#include <condition_variable>
-#include <mutex>
 
+#include "absl/synchronization/mutex.h"
 #include "model/deepseek.h"
 
 namespace moeserve {
@@ -15,9 +14,9 @@ class WaitingSink final : public engine::OutputSink {
   explicit WaitingSink(std::function<void(const engine::EngineOutput&)> on_output)
       : on_output_(std::move(on_output)) {}
 
-  void on_output(engine::EngineOutput o) override {
+  void on_output(engine::EngineOutput o) ABSL_LOCKS_EXCLUDED(mu_) override {
     if (on_output_) on_output_(o);
-    std::lock_guard<std::mutex> lk(mu_);
+    absl::MutexLock lk(&mu_);
     result_.token_ids.insert(result_.token_ids.end(), o.token_ids.begin(), o.token_ids.end());
     result_.text += o.text;
     for (auto& l : o.logprobs) result_.logprobs.push_back(std::move(l));
@@ -27,12 +26,10 @@ class WaitingSink final : public engine::OutputSink {
     if (o.phase_times) result_.times = *o.phase_times;
     error_ = o.error;
     done_ = true;
-    cv_.notify_all();
   }
 
-  StatusOr<OfflineResult> wait() {
-    std::unique_lock<std::mutex> lk(mu_);
-    cv_.wait(lk, [&] { return done_; });
+  StatusOr<OfflineResult> wait() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lk(&mu_, absl::Condition(&done_));
     if (result_.finish_reason == engine::FinishReason::kError ||
         result_.finish_reason == engine::FinishReason::kAbort) {
       return absl::InternalError(error_.empty() ? "the engine aborted the request" : error_);
@@ -42,11 +39,10 @@ class WaitingSink final : public engine::OutputSink {
 
  private:
   std::function<void(const engine::EngineOutput&)> on_output_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  OfflineResult result_;
-  std::string error_;
-  bool done_ = false;
+  absl::Mutex mu_;
+  OfflineResult result_ ABSL_GUARDED_BY(mu_);
+  std::string error_ ABSL_GUARDED_BY(mu_);
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace

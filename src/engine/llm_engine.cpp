@@ -94,7 +94,7 @@ StatusOr<std::unique_ptr<LlmEngine>> LlmEngine::create(EngineConfig config,
   e->model_ = std::move(model);
   e->tokenizer_ = std::move(tokenizer);
   {
-    std::lock_guard<std::mutex> lk(e->mu_);
+    absl::MutexLock lk(&e->mu_);
     e->stats_.num_gpu_blocks = config.cache.num_blocks - 1;
     e->stats_.block_size = config.cache.block_size;
   }
@@ -123,7 +123,7 @@ Status LlmEngine::add_request(NewRequest r) {
 Status LlmEngine::add_requests(std::vector<NewRequest> requests) {
   for (const NewRequest& r : requests) MS_RETURN_IF_ERROR(check_new_request(r));
   if (dead_.load()) return absl::UnavailableError("the engine has stopped after an error");
-  std::lock_guard<std::mutex> lk(mu_);
+  absl::MutexLock lk(&mu_);
   if (stopping_) return absl::UnavailableError("the server is shutting down");
   const int64_t limit = config_.scheduler.max_waiting_requests;
   if (limit > 0 &&
@@ -136,7 +136,6 @@ Status LlmEngine::add_requests(std::vector<NewRequest> requests) {
     r.queued_at = now;
     pending_adds_.push_back(std::move(r));
   }
-  cv_.notify_one();
   return absl::OkStatus();
 }
 
@@ -147,13 +146,12 @@ Status LlmEngine::check_new_request(const NewRequest& r) const {
 }
 
 void LlmEngine::abort(const std::string& request_id) {
-  std::lock_guard<std::mutex> lk(mu_);
+  absl::MutexLock lk(&mu_);
   pending_aborts_.push_back(request_id);
-  cv_.notify_one();
 }
 
 EngineStats LlmEngine::stats() {
-  std::lock_guard<std::mutex> lk(mu_);
+  absl::MutexLock lk(&mu_);
   EngineStats s = stats_;
   stats_.iteration_tokens.clear();
   if (expert_load_) s.expert_load = expert_load_->snapshot();
@@ -166,10 +164,9 @@ std::shared_ptr<const ExpertLoadSnapshot> LlmEngine::expert_load() const {
 
 void LlmEngine::shutdown(bool drain) {
   {
-    std::lock_guard<std::mutex> lk(mu_);
+    absl::MutexLock lk(&mu_);
     stopping_ = true;
     if (!drain) stop_now_ = true;
-    cv_.notify_one();
   }
   if (thread_.joinable()) thread_.join();
 }
@@ -183,7 +180,7 @@ void LlmEngine::die(const Status& st) {
   dead_.store(true);
   for (auto& [id, t] : tracked_) fail(*t, id, FinishReason::kError, std::string(st.message()));
   tracked_.clear();
-  std::lock_guard<std::mutex> lk(mu_);
+  absl::MutexLock lk(&mu_);
   stopping_ = true;
   for (auto& r : pending_adds_) {
     EngineOutput o;
@@ -211,11 +208,8 @@ void LlmEngine::loop() {
   }
   while (true) {
     {
-      std::unique_lock<std::mutex> lk(mu_);
-      cv_.wait(lk, [&] {
-        return stop_now_ || !pending_adds_.empty() || !pending_aborts_.empty() ||
-               scheduler_->has_unfinished_requests() || stopping_;
-      });
+      absl::MutexLock lk(&mu_);
+      mu_.Await(absl::Condition(this, &LlmEngine::has_input_or_work));
       if (stopping_ && !stop_now_ && pending_adds_.empty() &&
           !scheduler_->has_unfinished_requests()) {
         return;  // drained
@@ -250,18 +244,15 @@ void LlmEngine::dp_loop() {
   ProcessGroup* group = model_->ep_group();
   const int me = dp_->rank();
   auto wait_local = [this](std::chrono::microseconds timeout) {
-    std::unique_lock<std::mutex> lk(mu_);
-    auto ready = [&] {
-      return stop_now_ || stopping_ || !pending_adds_.empty() || !pending_aborts_.empty();
-    };
-    cv_.wait_for(lk, timeout, ready);
-    return ready();
+    absl::MutexLock lk(&mu_);
+    return mu_.AwaitWithTimeout(absl::Condition(this, &LlmEngine::has_input),
+                                absl::FromChrono(timeout));
   };
   while (true) {
     DpRankState mine;
     mine.stop_now = !drain_inputs();
     {
-      std::lock_guard<std::mutex> lk(mu_);
+      absl::MutexLock lk(&mu_);
       mine.draining = stopping_ && !stop_now_;
     }
     SchedulerOutput so;
@@ -293,7 +284,7 @@ void LlmEngine::dp_loop() {
         if (Status st = expert_load_->publish(); !st.ok()) return die(st);
       }
       {
-        std::lock_guard<std::mutex> lk(mu_);
+        absl::MutexLock lk(&mu_);
         ++stats_.dp_idle_waits;
       }
       StatusOr<DpCoordinator::Wake> w = dp_->wait_idle(wait_local);
@@ -325,11 +316,19 @@ void LlmEngine::dp_loop() {
   end_event_step();
 }
 
+bool LlmEngine::has_input() const {
+  return stop_now_ || stopping_ || !pending_adds_.empty() || !pending_aborts_.empty();
+}
+
+bool LlmEngine::has_input_or_work() const {
+  return has_input() || scheduler_->has_unfinished_requests();
+}
+
 bool LlmEngine::drain_inputs() {
   std::deque<NewRequest> adds;
   std::deque<std::string> aborts;
   {
-    std::lock_guard<std::mutex> lk(mu_);
+    absl::MutexLock lk(&mu_);
     if (stop_now_) return false;
     adds.swap(pending_adds_);
     aborts.swap(pending_aborts_);
@@ -420,7 +419,7 @@ Status LlmEngine::run_step(const SchedulerOutput& so, int64_t max_tokens_across_
       max_tokens_across_dp));
   if (expert_load_) expert_load_->end_step(/*is_dummy=*/so.scheduled.empty());
   if (so.scheduled.empty()) {
-    std::lock_guard<std::mutex> lk(mu_);
+    absl::MutexLock lk(&mu_);
     ++stats_.dp_dummy_steps;
     return absl::OkStatus();
   }
@@ -504,7 +503,7 @@ void LlmEngine::publish_stats(const SchedulerOutput& so, int64_t new_tokens) {
       prompt += q->num_prompt_tokens();
     }
   }
-  std::lock_guard<std::mutex> lk(mu_);
+  absl::MutexLock lk(&mu_);
   stats_.num_running = s.num_running;
   stats_.num_waiting = s.num_waiting;
   stats_.kv_cache_usage = s.kv_cache_usage;

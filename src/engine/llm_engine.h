@@ -10,10 +10,8 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -21,6 +19,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
 #include "core/status.h"
 #include "engine/dp_coordinator.h"
 #include "engine/finish_reason.h"
@@ -183,11 +182,16 @@ class LlmEngine {
   // Runs a scheduled step (empty: a data-parallel dummy forward), samples and emits.
   Status run_step(const SchedulerOutput& so, int64_t max_tokens_across_dp);
   // Marks the engine dead and fails every in-flight and queued request with `st`.
-  void die(const Status& st);
+  void die(const Status& st) ABSL_LOCKS_EXCLUDED(mu_);
   // Aborts every tracked request (stopping without draining).
   void abort_all();
   // Moves queued adds and aborts into the scheduler; returns false when told to stop now.
-  bool drain_inputs();
+  bool drain_inputs() ABSL_LOCKS_EXCLUDED(mu_);
+  // Wait conditions (absl::Condition re-evaluates them whenever mu_ is released): something
+  // queued or a stop asked for; the plain loop also wakes for the scheduler's own work, which
+  // only the waiting loop thread changes.
+  bool has_input() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool has_input_or_work() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   struct Delivery {
     std::shared_ptr<OutputSink> sink;
     EngineOutput output;
@@ -198,7 +202,7 @@ class LlmEngine {
   static std::optional<RequestPhaseTimes> phase_times(const Tracked& t);
   // Ends a request that never produced output (rejected or failed).
   void fail(Tracked& t, const std::string& id, FinishReason reason, const std::string& error);
-  void publish_stats(const SchedulerOutput& step, int64_t new_tokens);
+  void publish_stats(const SchedulerOutput& step, int64_t new_tokens) ABSL_LOCKS_EXCLUDED(mu_);
   // Tells the KV event sink that an engine step ended.
   void end_event_step() {
     if (events_ != nullptr) events_->end_step();
@@ -216,8 +220,10 @@ class LlmEngine {
   // Live requests by id (engine-loop thread only).
   absl::flat_hash_map<std::string, std::unique_ptr<Tracked>> tracked_;
 
-  std::mutex mu_;
-  std::condition_variable cv_;
+  // Guards the input queue and the published stats; the loop thread waits on it with
+  // absl::Condition (no condition variable: absl::Mutex wakes a waiter whose condition became
+  // true when the lock is released).
+  absl::Mutex mu_;
   std::deque<NewRequest> pending_adds_ ABSL_GUARDED_BY(mu_);
   std::deque<std::string> pending_aborts_ ABSL_GUARDED_BY(mu_);
   EngineStats stats_ ABSL_GUARDED_BY(mu_);

@@ -1,9 +1,12 @@
 // AVX-512 (F, BW, VL) GEMV. Compiled with per-function target attributes so the binary still
 // runs on CPUs without AVX-512; gemv_avx512 is only called when isa_level() >= kAvx512.
 // GCC 12's avx512fintrin.h trips -Wuninitialized on its own _mm512_undefined_* helpers
-// (GCC PR 105593) when they are inlined into target-attributed functions.
+// (GCC PR 105593) when they are inlined into target-attributed functions. Clang has neither
+// the bug nor -Wmaybe-uninitialized.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 #include "core/dtype.h"

@@ -7,12 +7,12 @@
 #include <list>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <tuple>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "core/cpu_features.h"
 #include "core/dtype.h"
 #include "core/parallel.h"
@@ -180,8 +180,8 @@ class Bf16MatmulCache {
     return true;
   }
 
-  size_t size() {
-    std::lock_guard<std::mutex> lock(mu_);
+  size_t size() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
     return lru_.size();
   }
 
@@ -196,10 +196,11 @@ class Bf16MatmulCache {
     return buf.get(n);
   }
 
-  std::shared_ptr<const dnnl::matmul> get(int64_t mb, int64_t k, int64_t n, int64_t ldy) {
+  std::shared_ptr<const dnnl::matmul> get(int64_t mb, int64_t k, int64_t n, int64_t ldy)
+      ABSL_LOCKS_EXCLUDED(mu_) {
     const Key key = std::make_tuple(mb, k, n, ldy);
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       auto it = index_.find(key);
       if (it != index_.end()) {
         lru_.splice(lru_.begin(), lru_, it->second);
@@ -215,7 +216,7 @@ class Bf16MatmulCache {
         prim.reset();
       }
     }
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     auto it = index_.find(key);
     if (it != index_.end()) return it->second->second;
     lru_.emplace_front(key, prim);
@@ -227,9 +228,9 @@ class Bf16MatmulCache {
     return prim;
   }
 
-  std::mutex mu_;
-  std::list<Entry> lru_;                             // front = most recently used; guarded by mu_
-  std::map<Key, std::list<Entry>::iterator> index_;  // guarded by mu_
+  absl::Mutex mu_;
+  std::list<Entry> lru_ ABSL_GUARDED_BY(mu_);  // front = most recently used
+  std::map<Key, std::list<Entry>::iterator> index_ ABSL_GUARDED_BY(mu_);
 };
 
 Bf16MatmulCache& bf16_cache() {

@@ -217,7 +217,7 @@ StatusOr<std::unique_ptr<ZmqKvEventPublisher>> ZmqKvEventPublisher::create(
 ZmqKvEventPublisher::~ZmqKvEventPublisher() {
   if (thread_.joinable()) {
     {
-      std::lock_guard<std::mutex> lk(mu_);
+      absl::MutexLock lk(&mu_);
       stopping_ = true;
     }
     wake(wake_fd_);
@@ -247,7 +247,7 @@ void ZmqKvEventPublisher::end_step() {
   b.events = std::exchange(pending_, {});
   bool accepted = false;
   {
-    std::lock_guard<std::mutex> lk(mu_);
+    absl::MutexLock lk(&mu_);
     if (static_cast<int64_t>(queue_.size()) < config_.max_queue_size) {
       queue_.push_back(std::move(b));
       accepted = true;
@@ -289,7 +289,7 @@ void ZmqKvEventPublisher::run() {
     std::deque<Batch> work;
     bool stop = false;
     {
-      std::lock_guard<std::mutex> lk(mu_);
+      absl::MutexLock lk(&mu_);
       work.swap(queue_);
       stop = stopping_;
     }

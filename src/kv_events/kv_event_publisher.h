@@ -38,17 +38,17 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "core/status.h"
 #include "kv_events/kv_event.h"
 
@@ -106,7 +106,7 @@ class ZmqKvEventPublisher final : public KvEventSink {
 
   // Engine-loop thread.
   void publish(KvCacheEvent event) override;
-  void end_step() override;
+  void end_step() ABSL_LOCKS_EXCLUDED(mu_) override;
 
   // The endpoint the PUB socket actually uses (a bound wildcard port resolved), and the replay
   // socket's (empty without replay).
@@ -122,7 +122,7 @@ class ZmqKvEventPublisher final : public KvEventSink {
     std::vector<KvCacheEvent> events;
   };
   ZmqKvEventPublisher() = default;
-  void run();
+  void run() ABSL_LOCKS_EXCLUDED(mu_);
   void send_batch(Batch& batch);
   void serve_replay();
   void close_sockets();
@@ -144,9 +144,9 @@ class ZmqKvEventPublisher final : public KvEventSink {
   // Sender thread only: (seq, payload) of the last buffer_steps batches.
   std::deque<std::pair<uint64_t, std::string>> history_;
 
-  mutable std::mutex mu_;
-  std::deque<Batch> queue_;  // guarded by mu_
-  bool stopping_ = false;    // guarded by mu_
+  absl::Mutex mu_;
+  std::deque<Batch> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 
   std::atomic<uint64_t> queued_{0}, dropped_{0}, sent_{0}, send_errors_{0}, replays_{0};

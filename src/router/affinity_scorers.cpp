@@ -52,7 +52,7 @@ std::vector<double> NoHitLruScorer::score(CycleState& cycle, const SchedulingReq
   // Rank: endpoints never used come first (in candidate order), then least recently used.
   std::vector<std::pair<std::size_t, std::size_t>> order;  // (recency position, index)
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     for (std::size_t i = 0; i < n; ++i) {
       std::size_t pos = 0;  // 0 = never used; higher = older
       std::size_t k = 1;
@@ -81,7 +81,7 @@ std::vector<double> NoHitLruScorer::score(CycleState& cycle, const SchedulingReq
 void NoHitLruScorer::pre_request(const SchedulingRequest&, const SchedulingResult& result,
                                  const CycleState& cycle) {
   if (!is_cold(cycle)) return;
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   for (const auto& [profile, run] : result.profile_results) {
     if (!run || run->targets.empty()) continue;
     const std::string& target = run->targets.front();
@@ -92,7 +92,7 @@ void NoHitLruScorer::pre_request(const SchedulingRequest&, const SchedulingResul
 }
 
 void NoHitLruScorer::endpoint_removed(const std::string& address) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   recent_.remove(address);
 }
 

@@ -7,14 +7,15 @@
 //    prefix-cache-scorer earlier in the same profile) endpoints score by how long ago they last
 //    received a cold request: never used or least recent = 1, most recent = 0, linear in rank.
 //    Warm requests: 0.5 for every endpoint. Parameter lruSize (1024) bounds the remembered
-//    endpoints. Thread-safe (mutex).
+//    endpoints. Thread-safe (absl::Mutex).
 #pragma once
 
 #include <list>
 #include <memory>
-#include <mutex>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "router/plugin.h"
 #include "router/plugin_params.h"
 
@@ -51,8 +52,8 @@ class NoHitLruScorer final : public Scorer {
   static bool is_cold(const CycleState& cycle);
 
   std::size_t lru_size_ = 1024;
-  std::mutex mu_;
-  std::list<std::string> recent_;  // front = most recently used for a cold request
+  absl::Mutex mu_;
+  std::list<std::string> recent_ ABSL_GUARDED_BY(mu_);  // front = most recently used, cold
 };
 
 }  // namespace moeserve::router

@@ -12,7 +12,7 @@ void ApproxPrefixIndex::drop_hash_locked(const std::string& endpoint, uint64_t h
 void ApproxPrefixIndex::add(const std::string& endpoint, std::span<const uint64_t> hashes,
                             std::size_t capacity) {
   if (capacity == 0) return;
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   Lru& lru = lrus_[endpoint];
   for (auto h = hashes.rbegin(); h != hashes.rend(); ++h) {
     auto found = lru.pos.find(*h);
@@ -34,7 +34,7 @@ void ApproxPrefixIndex::add(const std::string& endpoint, std::span<const uint64_
 
 std::map<std::string, int> ApproxPrefixIndex::match(std::span<const uint64_t> hashes) const {
   std::map<std::string, int> hits;
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::ReaderMutexLock lock(&mu_);
   for (uint64_t h : hashes) {
     auto it = hash_to_endpoints_.find(h);
     if (it == hash_to_endpoints_.end()) break;
@@ -44,7 +44,7 @@ std::map<std::string, int> ApproxPrefixIndex::match(std::span<const uint64_t> ha
 }
 
 void ApproxPrefixIndex::remove_endpoint(const std::string& endpoint) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = lrus_.find(endpoint);
   if (it == lrus_.end()) return;
   for (uint64_t h : it->second.order) drop_hash_locked(endpoint, h);
@@ -52,13 +52,13 @@ void ApproxPrefixIndex::remove_endpoint(const std::string& endpoint) {
 }
 
 std::size_t ApproxPrefixIndex::num_hashes(const std::string& endpoint) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::ReaderMutexLock lock(&mu_);
   auto it = lrus_.find(endpoint);
   return it == lrus_.end() ? 0 : it->second.order.size();
 }
 
 bool ApproxPrefixIndex::contains(const std::string& endpoint, uint64_t hash) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::ReaderMutexLock lock(&mu_);
   auto it = lrus_.find(endpoint);
   return it != lrus_.end() && it->second.pos.contains(hash);
 }

@@ -108,7 +108,7 @@ void EndpointPool::set_endpoints(const std::vector<EndpointSpec>& specs) {
   std::vector<std::string> removed;
   std::function<void(const std::string&)> cb;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     std::map<std::string, Entry> next;
     for (const auto& spec : specs) {
       auto it = entries_.find(spec.address);
@@ -131,12 +131,12 @@ void EndpointPool::set_endpoints(const std::vector<EndpointSpec>& specs) {
 }
 
 void EndpointPool::set_removal_callback(std::function<void(const std::string&)> cb) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   on_removed_ = std::move(cb);
 }
 
 std::vector<EndpointState> EndpointPool::snapshot() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::ReaderMutexLock lock(&mu_);
   std::vector<EndpointState> out;
   out.reserve(entries_.size());
   for (const auto& [addr, e] : entries_) out.push_back(e.state);
@@ -144,7 +144,7 @@ std::vector<EndpointState> EndpointPool::snapshot() const {
 }
 
 std::vector<EndpointState> EndpointPool::healthy_snapshot() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::ReaderMutexLock lock(&mu_);
   std::vector<EndpointState> out;
   for (const auto& [addr, e] : entries_) {
     if (e.state.healthy) out.push_back(e.state);
@@ -153,19 +153,19 @@ std::vector<EndpointState> EndpointPool::healthy_snapshot() const {
 }
 
 std::vector<std::string> EndpointPool::addresses() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::ReaderMutexLock lock(&mu_);
   std::vector<std::string> out;
   for (const auto& [addr, e] : entries_) out.push_back(addr);
   return out;
 }
 
 bool EndpointPool::contains(const std::string& address) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::ReaderMutexLock lock(&mu_);
   return entries_.count(address) != 0;
 }
 
 void EndpointPool::record_success(const std::string& address, const EndpointMetrics& metrics) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = entries_.find(address);
   if (it == entries_.end()) return;
   if (!it->second.state.healthy) MS_LOG_INFO("endpoint {} is healthy again", address);
@@ -175,7 +175,7 @@ void EndpointPool::record_success(const std::string& address, const EndpointMetr
 }
 
 bool EndpointPool::record_failure(const std::string& address) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = entries_.find(address);
   if (it == entries_.end()) return false;
   ++it->second.consecutive_failures;
@@ -189,14 +189,14 @@ bool EndpointPool::record_failure(const std::string& address) {
 }
 
 void EndpointPool::add_active(const std::string& address, int64_t delta) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = entries_.find(address);
   if (it == entries_.end()) return;
   it->second.state.active_requests = std::max<int64_t>(0, it->second.state.active_requests + delta);
 }
 
 int64_t EndpointPool::active(const std::string& address) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::ReaderMutexLock lock(&mu_);
   auto it = entries_.find(address);
   return it == entries_.end() ? 0 : it->second.state.active_requests;
 }

@@ -5,18 +5,19 @@
 // proxy connection failures) mark it unhealthy, one success marks it healthy again. Unhealthy
 // endpoints are left out of healthy_snapshot(), so the scheduler does not see them.
 //
-// Thread-safety: every method locks an internal mutex; call from any thread. The removal
+// Thread-safety: every method locks an internal absl::Mutex; call from any thread. The removal
 // callback runs with the lock released.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "core/status.h"
 #include "router/endpoint.h"
 
@@ -40,19 +41,20 @@ class EndpointPool final {
 
   // Replaces the endpoint set; endpoints already known keep their metrics and counters.
   // Removed endpoints are reported to the removal callback.
-  void set_endpoints(const std::vector<EndpointSpec>& specs);
-  void set_removal_callback(std::function<void(const std::string&)> cb);
+  void set_endpoints(const std::vector<EndpointSpec>& specs) ABSL_LOCKS_EXCLUDED(mu_);
+  void set_removal_callback(std::function<void(const std::string&)> cb) ABSL_LOCKS_EXCLUDED(mu_);
 
-  std::vector<EndpointState> snapshot() const;
-  std::vector<EndpointState> healthy_snapshot() const;
-  std::vector<std::string> addresses() const;
-  bool contains(const std::string& address) const;
+  std::vector<EndpointState> snapshot() const ABSL_LOCKS_EXCLUDED(mu_);
+  std::vector<EndpointState> healthy_snapshot() const ABSL_LOCKS_EXCLUDED(mu_);
+  std::vector<std::string> addresses() const ABSL_LOCKS_EXCLUDED(mu_);
+  bool contains(const std::string& address) const ABSL_LOCKS_EXCLUDED(mu_);
 
-  void record_success(const std::string& address, const EndpointMetrics& metrics);
+  void record_success(const std::string& address, const EndpointMetrics& metrics)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Returns true when this failure turned the endpoint unhealthy.
-  bool record_failure(const std::string& address);
-  void add_active(const std::string& address, int64_t delta);
-  int64_t active(const std::string& address) const;
+  bool record_failure(const std::string& address) ABSL_LOCKS_EXCLUDED(mu_);
+  void add_active(const std::string& address, int64_t delta) ABSL_LOCKS_EXCLUDED(mu_);
+  int64_t active(const std::string& address) const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct Entry {
@@ -61,9 +63,9 @@ class EndpointPool final {
   };
 
   const int failure_threshold_;
-  mutable std::mutex mu_;
-  std::map<std::string, Entry> entries_;
-  std::function<void(const std::string&)> on_removed_;
+  mutable absl::Mutex mu_;
+  std::map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
+  std::function<void(const std::string&)> on_removed_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace moeserve::router

@@ -75,15 +75,14 @@ StatusOr<std::unique_ptr<KvEventFeeder>> KvEventFeeder::start(KvEventsSettings s
 
 KvEventFeeder::~KvEventFeeder() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     stopping_ = true;
   }
-  cv_.notify_all();
   if (poller_.joinable()) poller_.join();
   central_.reset();
   std::map<std::string, Source> sources;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     sources.swap(sources_);
   }
   sources.clear();  // joins the subscriber threads, outside the lock
@@ -133,13 +132,12 @@ std::string KvEventFeeder::render_metrics(const std::vector<EndpointState>& endp
 }
 
 void KvEventFeeder::poll_loop(std::chrono::milliseconds every) {
-  std::unique_lock<std::mutex> lock(mu_);
-  while (!stopping_) {
-    cv_.wait_for(lock, every, [this] { return stopping_; });
-    if (stopping_) break;
-    lock.unlock();
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), absl::FromChrono(every))) return;
+    }
     reconcile();
-    lock.lock();
   }
 }
 
@@ -161,7 +159,7 @@ void KvEventFeeder::reconcile() {
   std::vector<Source> stale;
   std::vector<std::string> to_add;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (stopping_) return;
     for (auto it = sources_.begin(); it != sources_.end();) {
       auto w = wanted.find(it->first);
@@ -198,7 +196,7 @@ void KvEventFeeder::reconcile() {
     initial_replay(address, replay, model, *sync);
     MS_LOG_INFO("KV events for {}: subscribed to {}{}", address, pub,
                 replay.empty() ? "" : absl::StrCat(" (replay ", replay, ")"));
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (stopping_) break;  // `sub` is destroyed here, outside sources_
     sources_[address] = Source{pub, replay, std::move(*sub)};
   }
@@ -224,11 +222,10 @@ void KvEventFeeder::initial_replay(const std::string& endpoint, const std::strin
       }
     }
   }
-  std::lock_guard<std::mutex> lock(sync.mu);
+  absl::MutexLock lock(&sync.mu);
   sync.ready = true;
   sync.next_seq = next;
   sync.held = std::move(held);
-  sync.cv.notify_all();
 }
 
 void KvEventFeeder::apply_batch(const std::string& endpoint, const std::string& model,
@@ -254,8 +251,7 @@ void KvEventFeeder::on_delivery(const std::string& source_endpoint, const std::s
     std::vector<kv_events::ReplayedBatch> held;
     uint64_t next = 0;
     {
-      std::unique_lock<std::mutex> lock(sync->mu);
-      sync->cv.wait(lock, [sync] { return sync->ready; });
+      absl::MutexLock lock(&sync->mu, absl::Condition(&sync->ready));
       held = std::move(sync->held);
       next = sync->next_seq;
     }

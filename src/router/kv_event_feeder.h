@@ -28,15 +28,15 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "core/status.h"
 #include "kv_events/kv_event_replay.h"
 #include "kv_events/kv_event_subscriber.h"
@@ -80,13 +80,12 @@ class KvEventFeeder final {
   // Initial sync of one per-endpoint source: deliveries wait until the replay of what the
   // engine published before the subscription has been applied.
   struct SourceSync {
-    std::mutex mu;
-    std::condition_variable cv;
-    bool ready = false;     // guarded by mu
-    uint64_t next_seq = 0;  // first seq the initial replay did not cover; guarded by mu
+    absl::Mutex mu;
+    bool ready ABSL_GUARDED_BY(mu) = false;
+    uint64_t next_seq ABSL_GUARDED_BY(mu) = 0;  // first seq the initial replay did not cover
     // Replayed batches not yet applied for want of a model name (the replay carries no topic;
-    // without an llm-d.ai/model label they wait for the first live batch); guarded by mu.
-    std::vector<kv_events::ReplayedBatch> held;
+    // without an llm-d.ai/model label they wait for the first live batch).
+    std::vector<kv_events::ReplayedBatch> held ABSL_GUARDED_BY(mu);
     bool first_seen = false;  // subscriber thread only
   };
   struct Source {
@@ -105,18 +104,17 @@ class KvEventFeeder final {
                       const std::string& model, SourceSync& sync);
   void apply_batch(const std::string& endpoint, const std::string& model,
                    const kv_events::KvEventBatch& batch);
-  void reconcile();
-  void poll_loop(std::chrono::milliseconds every);
+  void reconcile() ABSL_LOCKS_EXCLUDED(mu_);
+  void poll_loop(std::chrono::milliseconds every) ABSL_LOCKS_EXCLUDED(mu_);
 
   KvEventsSettings settings_;
   std::shared_ptr<KvEventIndex> index_;
   const EndpointPool* pool_;
   std::unique_ptr<kv_events::KvEventSubscriber> central_;
 
-  std::mutex mu_;
-  std::map<std::string, Source> sources_;  // by endpoint address; guarded by mu_
-  std::condition_variable cv_;
-  bool stopping_ = false;  // guarded by mu_
+  absl::Mutex mu_;
+  std::map<std::string, Source> sources_ ABSL_GUARDED_BY(mu_);  // by endpoint address
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread poller_;
 
   std::atomic<uint64_t> batches_{0}, events_{0}, gaps_{0}, restarts_{0}, replayed_{0}, clears_{0},

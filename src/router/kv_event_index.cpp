@@ -4,7 +4,7 @@ namespace moeserve::router {
 
 void InMemoryKvEventIndex::apply(const std::string& endpoint, const std::string& model,
                                  const KvEvent& event) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (const auto* stored = std::get_if<BlockStored>(&event)) {
     store_locked(endpoint, model, *stored);
   } else if (const auto* removed = std::get_if<BlockRemoved>(&event)) {
@@ -66,7 +66,7 @@ void InMemoryKvEventIndex::remove_locked(const std::string& endpoint, const Bloc
 
 std::map<std::string, double> InMemoryKvEventIndex::longest_prefix(
     std::span<const uint64_t> request_keys) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::ReaderMutexLock lock(&mu_);
   std::map<std::string, double> weighted;
   std::map<std::string, bool> alive;  // still matching consecutively
   for (std::size_t i = 0; i < request_keys.size(); ++i) {
@@ -93,7 +93,7 @@ void InMemoryKvEventIndex::remove_endpoint(const std::string& endpoint) {
 }
 
 std::size_t InMemoryKvEventIndex::num_blocks(const std::string& endpoint) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::ReaderMutexLock lock(&mu_);
   auto it = endpoints_.find(endpoint);
   return it == endpoints_.end() ? 0 : it->second.request_tier.size();
 }

@@ -13,20 +13,21 @@
 // is cleared, and a removed endpoint is dropped. Sizes are exported as
 // moeserve_router_kv_index_blocks.
 //
-// Thread-safety: every method locks an internal mutex; apply() may be called from subscriber
+// Thread-safety: every method locks an internal absl::Mutex; apply() may be called from subscriber
 // threads while the scorer looks up from proxy threads.
 #pragma once
 
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
 #include <variant>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
 #include "router/token_block_hasher.h"
 
 namespace moeserve::router {
@@ -70,26 +71,29 @@ class InMemoryKvEventIndex final : public KvEventIndex {
  public:
   explicit InMemoryKvEventIndex(TokenBlockHasher hasher) : hasher_(std::move(hasher)) {}
 
-  void apply(const std::string& endpoint, const std::string& model, const KvEvent& event) override;
-  std::map<std::string, double> longest_prefix(
-      std::span<const uint64_t> request_keys) const override;
-  void remove_endpoint(const std::string& endpoint) override;
+  void apply(const std::string& endpoint, const std::string& model, const KvEvent& event)
+      ABSL_LOCKS_EXCLUDED(mu_) override;
+  std::map<std::string, double> longest_prefix(std::span<const uint64_t> request_keys) const
+      ABSL_LOCKS_EXCLUDED(mu_) override;
+  void remove_endpoint(const std::string& endpoint) ABSL_LOCKS_EXCLUDED(mu_) override;
   const TokenBlockHasher& hasher() const override { return hasher_; }
-  std::size_t num_blocks(const std::string& endpoint) const override;
+  std::size_t num_blocks(const std::string& endpoint) const ABSL_LOCKS_EXCLUDED(mu_) override;
 
  private:
   struct EndpointBlocks {
     absl::flat_hash_map<uint64_t, uint64_t> engine_to_request;
     absl::flat_hash_map<uint64_t, DeviceTier> request_tier;  // by request key
   };
-  void store_locked(const std::string& endpoint, const std::string& model, const BlockStored& ev);
-  void remove_locked(const std::string& endpoint, const BlockRemoved& ev);
+  void store_locked(const std::string& endpoint, const std::string& model, const BlockStored& ev)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void remove_locked(const std::string& endpoint, const BlockRemoved& ev)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  TokenBlockHasher hasher_;
-  mutable std::mutex mu_;
-  std::map<std::string, EndpointBlocks> endpoints_;
+  const TokenBlockHasher hasher_;
+  mutable absl::Mutex mu_;
+  std::map<std::string, EndpointBlocks> endpoints_ ABSL_GUARDED_BY(mu_);
   // request key -> endpoints holding it.
-  absl::flat_hash_map<uint64_t, std::map<std::string, DeviceTier>> holders_;
+  absl::flat_hash_map<uint64_t, std::map<std::string, DeviceTier>> holders_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace moeserve::router

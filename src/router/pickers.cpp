@@ -31,7 +31,7 @@ StatusOr<std::unique_ptr<Plugin>> MaxScorePicker::create(const PluginParams& par
 
 ProfileRunResult MaxScorePicker::pick(CycleState&, std::vector<ScoredEndpoint> scored) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     std::shuffle(scored.begin(), scored.end(), rng_);
   }
   std::stable_sort(
@@ -47,7 +47,7 @@ StatusOr<std::unique_ptr<Plugin>> RandomPicker::create(const PluginParams& param
 }
 
 ProfileRunResult RandomPicker::pick(CycleState&, std::vector<ScoredEndpoint> scored) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   std::shuffle(scored.begin(), scored.end(), rng_);
   return take(scored, max_endpoints_);
 }
@@ -63,7 +63,7 @@ ProfileRunResult WeightedRandomPicker::pick(CycleState&, std::vector<ScoredEndpo
                               [](const ScoredEndpoint& s) { return s.score <= 0; });
   std::vector<std::pair<double, std::size_t>> keys;  // (key, index)
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     std::uniform_real_distribution<double> uniform(0.0, 1.0);
     for (std::size_t i = 0; i < scored.size(); ++i) {
       double u = uniform(rng_);

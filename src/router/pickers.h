@@ -1,5 +1,5 @@
 // Pickers of llm-d; all take maxNumOfEndpoints (default 1). Thread-safe: the random engine is
-// guarded by a mutex.
+// guarded by an absl::Mutex.
 //  max-score-picker        shuffle, then stable sort by score descending (random tie-break).
 //  random-picker           uniform choice.
 //  weighted-random-picker  A-Res weighted sampling without replacement, key U^(1/score);
@@ -11,9 +11,10 @@
 
 #include <atomic>
 #include <memory>
-#include <mutex>
 #include <random>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "router/plugin.h"
 #include "router/plugin_params.h"
 
@@ -26,8 +27,8 @@ class RandomizedPicker : public Picker {
 
  protected:
   int max_endpoints_;
-  std::mutex mu_;
-  std::mt19937_64 rng_;
+  absl::Mutex mu_;
+  std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
 };
 
 class MaxScorePicker final : public RandomizedPicker {

@@ -158,7 +158,7 @@ void BpeModel::tokenize(std::string_view word, std::vector<int32_t>* out) const 
   CacheShard& shard =
       cache_->shards[absl::Hash<absl::string_view>()(as_absl(word)) % kNumCacheShards];
   {
-    std::lock_guard<std::mutex> lock(shard.mu);
+    absl::MutexLock lock(&shard.mu);
     auto it = shard.map.find(as_absl(word));
     if (it != shard.map.end()) {
       out->insert(out->end(), it->second.begin(), it->second.end());
@@ -168,7 +168,7 @@ void BpeModel::tokenize(std::string_view word, std::vector<int32_t>* out) const 
   const size_t start = out->size();
   tokenize_uncached(word, out);
   std::vector<int32_t> ids(out->begin() + static_cast<ptrdiff_t>(start), out->end());
-  std::lock_guard<std::mutex> lock(shard.mu);
+  absl::MutexLock lock(&shard.mu);
   // Bounded memory: a full shard starts over (hot words come back within a few requests).
   if (shard.map.size() >= kCacheCapacityPerShard) {
     g_cache_entries.fetch_sub(static_cast<int64_t>(shard.map.size()), std::memory_order_relaxed);
@@ -181,6 +181,7 @@ void BpeModel::tokenize(std::string_view word, std::vector<int32_t>* out) const 
 
 BpeModel::Cache::~Cache() {
   for (CacheShard& shard : shards) {
+    absl::MutexLock lock(&shard.mu);
     g_cache_entries.fetch_sub(static_cast<int64_t>(shard.map.size()), std::memory_order_relaxed);
   }
 }

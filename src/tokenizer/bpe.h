@@ -21,13 +21,14 @@
 #include <array>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
 #include "core/status.h"
 #include "tokenizer/tokenizer_json.h"
 
@@ -61,8 +62,8 @@ class BpeModel {
     int32_t new_id;
   };
   struct CacheShard {
-    std::mutex mu;
-    absl::flat_hash_map<std::string, std::vector<int32_t>> map;  // guarded by mu
+    absl::Mutex mu;
+    absl::flat_hash_map<std::string, std::vector<int32_t>> map ABSL_GUARDED_BY(mu);
   };
   static constexpr size_t kNumCacheShards = 16;
   static constexpr size_t kCacheCapacityPerShard = 4096;

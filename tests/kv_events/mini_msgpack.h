@@ -14,6 +14,8 @@
 
 namespace moeserve::testing_msgpack {
 
+struct MapEntry;
+
 struct Value {
   enum class Kind { kNil, kBool, kUint, kInt, kFloat, kStr, kBin, kArray, kMap };
   Kind kind = Kind::kNil;
@@ -24,10 +26,17 @@ struct Value {
   double f = 0.0;
   std::string s;                             // kStr, kBin
   std::vector<Value> items;                  // kArray
-  std::vector<std::pair<Value, Value>> map;  // kMap
+  std::vector<MapEntry> map;  // kMap
 
   bool is_nil() const { return kind == Kind::kNil; }
   bool is_array() const { return kind == Kind::kArray; }
+};
+
+// A key and its value. Not a std::pair<Value, Value>: a pair member would need Value complete
+// inside Value's own definition (clang rejects it; a vector of an incomplete type is allowed).
+struct MapEntry {
+  Value first;
+  Value second;
 };
 
 class Reader {
@@ -72,7 +81,7 @@ class Reader {
       if (!key) return std::nullopt;
       std::optional<Value> val = value(depth + 1);
       if (!val) return std::nullopt;
-      v.map.emplace_back(std::move(*key), std::move(*val));
+      v.map.push_back(MapEntry{std::move(*key), std::move(*val)});
     }
     return v;
   }
