@@ -13,7 +13,7 @@
 
 #include "engine/llm_engine.h"
 #include "model/config.h"  // before llm_engine.h, which uses ModelConfig
-#include "server/metrics_registry.h"
+#include "net/metrics_registry.h"
 
 namespace moeserve::server {
 
@@ -32,7 +32,7 @@ struct RequestRecord {
   std::optional<engine::RequestPhaseTimes> phase_times;
 };
 
-// Labels of vllm:cache_config_info.
+// net::Labels of vllm:cache_config_info.
 struct CacheConfigInfo {
   int32_t block_size = 16;
   int32_t num_gpu_blocks = 0;
@@ -52,12 +52,12 @@ class ServerMetrics {
   // Refreshes the engine-side series from `stats` and renders the whole text.
   std::string render(const engine::EngineStats& stats);
 
-  const Labels& labels() const { return labels_; }
-  MetricsRegistry& registry() { return registry_; }
+  const net::Labels& labels() const { return labels_; }
+  net::MetricsRegistry& registry() { return registry_; }
 
  private:
-  Labels labels_;
-  MetricsRegistry registry_;
+  net::Labels labels_;
+  net::MetricsRegistry registry_;
 };
 
 // vLLM build_1_2_5_buckets: 1, 2, 5, 10, 20, 50, … up to `max_value`.
