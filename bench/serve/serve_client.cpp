@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "absl/strings/str_cat.h"
 #include "boost/asio/co_spawn.hpp"
 #include "boost/asio/detached.hpp"
 #include "boost/asio/io_context.hpp"
@@ -11,8 +12,7 @@
 #include "boost/asio/redirect_error.hpp"
 #include "boost/asio/steady_timer.hpp"
 #include "boost/asio/use_awaitable.hpp"
-#include "boost/beast/core.hpp"
-#include "boost/beast/http.hpp"
+#include "net/http_client.h"
 #include "net/json_intake.h"
 #include "sse_parser.h"
 
@@ -20,7 +20,6 @@ namespace moeserve::bench {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
-namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
@@ -159,36 +158,31 @@ class Runner {
   }
 
   asio::awaitable<void> stream_one(const SampleRequest& req, RequestOutput& out) {
-    beast::error_code ec;
-    beast::tcp_stream stream(ioc_);
+    net::ClientConnection conn(ioc_.get_executor());
     out.start_time = seconds_since_start();
-    co_await stream.async_connect(endpoints_, asio::redirect_error(asio::use_awaitable, ec));
+    beast::error_code ec = co_await conn.connect(endpoints_);
     if (ec) {
       out.error = "connect: " + ec.message();
       co_return;
     }
-    http::request<http::string_body> hreq{http::verb::post, cfg_.endpoint, 11};
-    hreq.set(http::field::host, cfg_.host);
-    hreq.set(http::field::content_type, "application/json");
-    hreq.set(http::field::accept, "text/event-stream");
-    hreq.set(http::field::user_agent, "moeserve-bench-serve");
-    hreq.body() = make_request_body(cfg_, req).dump();
-    hreq.prepare_payload();
-    co_await http::async_write(stream, hreq, asio::redirect_error(asio::use_awaitable, ec));
+    net::ClientRequest hreq;
+    hreq.method = "POST";
+    hreq.target = cfg_.endpoint;
+    hreq.headers = {{"content-type", "application/json"},
+                    {"accept", "text/event-stream"},
+                    {"user-agent", "moeserve-bench-serve"}};
+    hreq.body = make_request_body(cfg_, req).dump();
+    ec = co_await conn.send(hreq, cfg_.host);
     if (ec) {
       out.error = "write: " + ec.message();
       co_return;
     }
-    beast::flat_buffer buffer;
-    http::response_parser<http::buffer_body> parser;
-    parser.body_limit(boost::none);
-    co_await http::async_read_header(stream, buffer, parser,
-                                     asio::redirect_error(asio::use_awaitable, ec));
+    ec = co_await conn.read_header();
     if (ec) {
       out.error = "read header: " + ec.message();
       co_return;
     }
-    int status = parser.get().result_int();
+    int status = conn.status();
     SseParser sse;
     std::string error_body;
     double last = 0;
@@ -196,13 +190,8 @@ class Runner {
     int64_t text_chunks = 0;
     bool stream_error = false;
     char chunk[16384];
-    while (!parser.is_done()) {
-      parser.get().body().data = chunk;
-      parser.get().body().size = sizeof(chunk);
-      co_await http::async_read_some(stream, buffer, parser,
-                                     asio::redirect_error(asio::use_awaitable, ec));
-      if (ec == http::error::need_buffer) ec = {};
-      size_t got = sizeof(chunk) - parser.get().body().size;
+    while (!conn.done()) {
+      const size_t got = co_await conn.read_body(chunk, sizeof(chunk), ec);
       if (status != 200) {
         if (error_body.size() < 4096) error_body.append(chunk, got);
       } else {
@@ -217,8 +206,7 @@ class Runner {
         if (!on_event(ev, out, last, done, text_chunks)) stream_error = true;
       }
     }
-    beast::error_code ignored;
-    stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    conn.shutdown();
     if (status != 200) {
       out.error = absl::StrCat("HTTP ", status, ": ", error_body);
       co_return;
@@ -272,29 +260,18 @@ StatusOr<RunResult> run_requests(const ClientConfig& c, const std::vector<Sample
 }
 
 StatusOr<std::string> fetch_first_model(const std::string& host, const std::string& port) {
-  asio::io_context ioc;
-  tcp::resolver resolver(ioc);
-  beast::tcp_stream stream(ioc);
-  beast::error_code ec;
-  auto endpoints = resolver.resolve(host, port, ec);
-  if (!ec) stream.expires_after(std::chrono::seconds(30));
-  if (!ec) stream.connect(endpoints, ec);
-  if (ec) {
+  net::ClientRequest req;
+  req.target = "/v1/models";
+  net::FetchOptions fo;
+  fo.connect_timeout = std::chrono::seconds(30);
+  fo.timeout = std::chrono::seconds(30);
+  StatusOr<net::ClientResponse> res = net::fetch_blocking(host, port, std::move(req), fo);
+  if (!res.ok()) return absl::UnavailableError(res.status().message());
+  if (res->status != 200) {
     return absl::UnavailableError(
-        absl::StrCat("GET /v1/models: cannot connect to ", host, ":", port, ": ", ec.message()));
+        absl::StrCat("GET /v1/models: HTTP ", res->status, ": ", res->body));
   }
-  http::request<http::empty_body> req{http::verb::get, "/v1/models", 11};
-  req.set(http::field::host, host);
-  http::write(stream, req, ec);
-  beast::flat_buffer buffer;
-  http::response<http::string_body> res;
-  if (!ec) http::read(stream, buffer, res, ec);
-  if (ec) return absl::UnavailableError(absl::StrCat("GET /v1/models: ", ec.message()));
-  if (res.result_int() != 200) {
-    return absl::UnavailableError(
-        absl::StrCat("GET /v1/models: HTTP ", res.result_int(), ": ", res.body()));
-  }
-  auto parsed = net::parse_json<nlohmann::json>(res.body());
+  auto parsed = net::parse_json<nlohmann::json>(res->body);
   const nlohmann::json j = parsed.ok() ? std::move(*parsed) : nlohmann::json();
   if (!j.is_object() || !j.contains("data") || !j["data"].is_array() || j["data"].empty() ||
       !j["data"][0].is_object() || !j["data"][0].contains("id") ||

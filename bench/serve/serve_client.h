@@ -1,6 +1,6 @@
 // HTTP side of `moeserve bench serve`: streams OpenAI-compatible completions and times them.
 //
-// One connection per request (HTTP/1.1, Beast over Asio, one I/O thread). Each request is
+// One connection per request (HTTP/1.1 through net/http_client.h, one I/O thread). Each request is
 // sent at its arrival time, then waits for a slot when --max-concurrency is set (so the
 // arrival schedule does not shift, as in vLLM). The SSE stream is parsed as bytes arrive:
 // the first chunk with text sets TTFT, later text chunks add ITL gaps, the last chunk sets

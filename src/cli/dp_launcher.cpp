@@ -20,12 +20,7 @@
 
 #include "core/logging.h"
 #include "core/parallel.h"
-#include "router/config.h"
-#include "router/endpoint_pool.h"
-#include "router/metrics_scraper.h"
-#include "router/proxy_server.h"
-#include "router/router_metrics.h"
-#include "router/scheduler.h"
+#include "router/router_app.h"
 
 namespace moeserve {
 namespace {
@@ -135,54 +130,32 @@ int Launcher::run() {
 
   const DataParallelConfig& dp = cmd_.data_parallel;
   // The front. Declared in this scope so that it stops before the function returns.
-  std::unique_ptr<router::Scheduler> scheduler;
-  router::RouterMetrics router_metrics;
-  router::EndpointPool pool;
-  std::unique_ptr<router::MetricsScraper> scraper;
-  std::unique_ptr<router::ProxyServer> front;
+  std::unique_ptr<router::RouterApp> front;
   if (!dp.headless) {
-    auto sched = router::Scheduler::create(router::default_endpoint_picker_config());
-    if (!sched.ok()) {
-      MS_LOG_ERROR("front: {}", std::string(sched.status().message()));
-      terminate_all();
-      return 1;
-    }
-    scheduler = std::move(*sched);
-    scheduler->set_metrics(&router_metrics);
-    router::Scheduler* s = scheduler.get();
-    pool.set_removal_callback([s](const std::string& a) { s->endpoint_removed(a); });
-    std::vector<router::EndpointSpec> specs;
+    router::RouterAppOptions ro;  // llm-d's default scheduler
     std::string list;
     for (const RankProcess& r : ranks_) {
       router::EndpointSpec spec;
       spec.address = connect_host(cmd_.options.host) + ":" + std::to_string(cmd_.rank_port(r.rank));
       spec.labels["data_parallel_rank"] = std::to_string(r.rank);
       list += (list.empty() ? "" : ", ") + spec.address;
-      specs.push_back(std::move(spec));
+      ro.endpoints.push_back(std::move(spec));
     }
-    pool.set_endpoints(specs);
-    scraper = std::make_unique<router::MetricsScraper>(router::ScraperOptions{}, pool);
-    if (Status st = scraper->start(); !st.ok()) {
-      MS_LOG_ERROR("front: {}", std::string(st.message()));
-      terminate_all();
-      return 1;
-    }
-    router::ProxyOptions po;
-    po.host = cmd_.options.host;
-    po.port = cmd_.options.port;
-    po.num_threads = std::max(2, cmd_.options.http_threads);
-    po.health = [this] { return healthy_.load(); };
+    ro.proxy.host = cmd_.options.host;
+    ro.proxy.port = cmd_.options.port;
+    ro.proxy.num_threads = std::max(2, cmd_.options.http_threads);
+    ro.proxy.health = [this] { return healthy_.load(); };
     // The front speaks the whole API of `serve`: /tokenize, /detokenize and /version go to a
     // rank, /metrics carries the ranks' vllm:* series beside the front's own.
-    po.forward_engine_routes = true;
-    po.max_body_bytes = cmd_.options.http.body_limit;
-    front = std::make_unique<router::ProxyServer>(po, *scheduler, pool, router_metrics);
-    if (Status st = front->start(); !st.ok()) {
-      MS_LOG_ERROR("front: {}", std::string(st.message()));
-      scraper->stop();
+    ro.proxy.forward_engine_routes = true;
+    ro.proxy.max_body_bytes = cmd_.options.http.body_limit;
+    auto started = router::RouterApp::start(std::move(ro));
+    if (!started.ok()) {
+      MS_LOG_ERROR("front: {}", std::string(started.status().message()));
       terminate_all();
       return 1;
     }
+    front = std::move(*started);
     MS_LOG_INFO(
         "moeserve API server listening on http://{}:{} (front over data-parallel ranks "
         "{})",
@@ -204,7 +177,6 @@ int Launcher::run() {
     }
   }
   if (front) front->stop();
-  if (scraper) scraper->stop();
   return rc;
 }
 

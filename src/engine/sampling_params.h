@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "core/py_float_repr.h"
 #include "core/status.h"
 #include "nlohmann/json_fwd.hpp"
 
@@ -114,7 +115,7 @@ absl::StatusOr<int32_t> get_max_tokens(int32_t max_model_len, int32_t input_leng
                                        std::optional<int32_t> request_max_tokens,
                                        const GenerationDefaults& defaults);
 
-// Python's repr() of a float ("1.0", "1e-05", "inf"), for messages that quote vLLM's.
-std::string py_float_repr(double v);
+// Python's repr() of a float, for messages that quote vLLM's (it lives in core/).
+using ::moeserve::py_float_repr;
 
 }  // namespace moeserve::engine

@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/logging.h"
 #include "kv_events/kv_event_replay.h"
-#include "router/router_metrics.h"
+#include "net/prometheus_text.h"
 
 namespace moeserve::router {
 namespace {
@@ -108,9 +108,9 @@ std::string KvEventFeeder::render_metrics(const std::vector<EndpointState>& endp
   const KvEventFeederStats s = stats();
   std::string out;
   auto counter = [&](const char* name, const char* help, uint64_t v) {
-    absl::StrAppend(&out, "# HELP moeserve_router_kv_events_", name, " ", help,
-                    "\n# TYPE moeserve_router_kv_events_", name,
-                    " counter\nmoeserve_router_kv_events_", name, " ", v, "\n");
+    const std::string full = absl::StrCat("moeserve_router_kv_events_", name);
+    net::append_family_header(&out, full, "counter", help);
+    net::append_sample(&out, full, {}, static_cast<double>(v));
   };
   counter("batches_total", "KV-event batches applied from the live streams.", s.batches);
   counter("events_total", "KV events applied to the precise prefix index.", s.events);
@@ -121,12 +121,11 @@ std::string KvEventFeeder::render_metrics(const std::vector<EndpointState>& endp
   counter("index_clears_total", "Endpoint indexes cleared for lack of a complete replay.",
           s.clears);
   counter("dropped_total", "KV-event messages that could not be attributed.", s.dropped);
-  absl::StrAppend(&out,
-                  "# HELP moeserve_router_kv_index_blocks KV blocks the precise prefix index "
-                  "holds per endpoint.\n# TYPE moeserve_router_kv_index_blocks gauge\n");
+  net::append_family_header(&out, "moeserve_router_kv_index_blocks", "gauge",
+                            "KV blocks the precise prefix index holds per endpoint.");
   for (const EndpointState& e : endpoints) {
-    absl::StrAppend(&out, "moeserve_router_kv_index_blocks{endpoint=\"", escape_label(e.address),
-                    "\"} ", index_->num_blocks(e.address), "\n");
+    net::append_sample(&out, "moeserve_router_kv_index_blocks", {{"endpoint", e.address}},
+                       static_cast<double>(index_->num_blocks(e.address)));
   }
   return out;
 }

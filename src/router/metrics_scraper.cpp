@@ -7,19 +7,17 @@
 #include <utility>  // before Asio: its awaitable.hpp uses std::exchange
 
 #include "boost/asio.hpp"
-#include "boost/beast/core.hpp"
-#include "boost/beast/http.hpp"
 #include "core/logging.h"
-#include "router/prometheus_text.h"
+#include "net/http_client.h"
+#include "net/prometheus_text.h"
+#include "router/engine_metrics.h"
 
 namespace moeserve::router {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
-namespace http = beast::http;
 using asio::awaitable;
 using asio::use_awaitable;
-using tcp = asio::ip::tcp;
 
 struct MetricsScraper::Impl {
   Impl(ScraperOptions o, EndpointPool& p) : options(std::move(o)), pool(p) {}
@@ -65,41 +63,31 @@ awaitable<void> MetricsScraper::Impl::scrape(std::string address) {
     ~Done() { self->in_flight.erase(address); }
   } done{this, address};
 
-  beast::error_code ec;
   auto hp = split_host_port(address);
   if (!hp.ok()) {
     pool.record_failure(address);
     co_return;
   }
-  auto executor = co_await asio::this_coro::executor;
-  tcp::resolver resolver(executor);
-  auto results = co_await resolver.async_resolve(hp->first, hp->second,
-                                                 asio::redirect_error(use_awaitable, ec));
-  beast::tcp_stream stream(executor);
-  http::response_parser<http::string_body> parser;
-  parser.body_limit(16u << 20);
-  beast::flat_buffer buffer;
+  // One deadline for the whole scrape (connect, request, response).
+  net::ClientConnection conn(co_await asio::this_coro::executor);
+  conn.expires_after(options.timeout);
+  beast::error_code ec = co_await conn.connect(hp->first, hp->second);
   if (!ec) {
-    stream.expires_after(options.timeout);
-    co_await stream.async_connect(results, asio::redirect_error(use_awaitable, ec));
+    net::ClientRequest req;
+    req.target = "/metrics";
+    ec = co_await conn.send(req, address);
   }
-  if (!ec) {
-    http::request<http::empty_body> req{http::verb::get, "/metrics", 11};
-    req.set(http::field::host, address);
-    req.keep_alive(false);
-    co_await http::async_write(stream, req, asio::redirect_error(use_awaitable, ec));
-  }
-  if (!ec)
-    co_await http::async_read(stream, buffer, parser, asio::redirect_error(use_awaitable, ec));
-  beast::error_code ignored;
-  stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-  if (ec || parser.get().result() != http::status::ok) {
+  if (!ec) ec = co_await conn.read_header();
+  std::string body;
+  if (!ec) ec = co_await conn.read_body_all(&body, 16u << 20);
+  conn.shutdown();
+  if (ec || conn.status() != 200) {
     MS_LOG_DEBUG("scrape {} failed: {}", address,
-                 ec ? ec.message() : std::to_string(parser.get().result_int()));
+                 ec ? ec.message() : std::to_string(conn.status()));
     pool.record_failure(address);
     co_return;
   }
-  auto samples = parse_prometheus_text(parser.get().body());
+  auto samples = net::parse_prometheus_text(body);
   StatusOr<EndpointMetrics> metrics =
       samples.ok() ? extract_engine_metrics(*samples) : StatusOr<EndpointMetrics>(samples.status());
   if (!metrics.ok()) {

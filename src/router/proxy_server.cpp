@@ -4,33 +4,37 @@
 
 #include <algorithm>
 #include <atomic>
-#include <limits>
+#include <map>
 #include <optional>
 #include <set>
-#include <thread>
 #include <utility>  // before Asio: its awaitable.hpp uses std::exchange
 #include <vector>
 
-#include "absl/strings/ascii.h"
-#include "boost/asio.hpp"
-#include "boost/beast/core.hpp"
-#include "boost/beast/http.hpp"
+#include "absl/strings/str_cat.h"
+#include "boost/asio/co_spawn.hpp"
+#include "boost/asio/ip/address.hpp"
+#include "boost/asio/redirect_error.hpp"
+#include "boost/asio/steady_timer.hpp"
+#include "boost/asio/this_coro.hpp"
+#include "boost/asio/use_awaitable.hpp"
 #include "core/logging.h"
+#include "net/http_client.h"
+#include "net/http_error.h"
+#include "net/http_server.h"
+#include "net/http_server_asio.h"
 #include "net/json_intake.h"
+#include "net/prometheus_text.h"
 #include "nlohmann/json.hpp"
 #include "router/affinity_scorers.h"
 #include "router/precise_prefix_cache_scorer.h"
-#include "router/prometheus_text.h"
 #include "router/request_parser.h"
 
 namespace moeserve::router {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
-namespace http = beast::http;
 using asio::awaitable;
 using asio::use_awaitable;
-using tcp = asio::ip::tcp;
 using json = nlohmann::json;
 
 uint64_t raise_open_file_limit() {
@@ -46,23 +50,7 @@ uint64_t raise_open_file_limit() {
 
 namespace {
 
-// Hop-by-hop and framing headers the proxy sets itself.
-bool is_hop_header(beast::string_view name) {
-  static const char* const kHop[] = {
-      "connection", "keep-alive", "transfer-encoding", "content-length",
-      "te",         "trailer",    "upgrade",           "proxy-connection",
-      "host"};
-  for (const char* h : kHop) {
-    if (beast::iequals(name, h)) return true;
-  }
-  return false;
-}
-
-std::string error_body(int code, const std::string& type, const std::string& message) {
-  // Messages can quote client bytes (a path); invalid UTF-8 is replaced, never thrown on.
-  return json{{"error", {{"message", message}, {"type", type}, {"param", nullptr}, {"code", code}}}}
-      .dump(-1, ' ', false, json::error_handler_t::replace);
-}
+constexpr char kMetricsContentType[] = "text/plain; version=0.0.4";
 
 json prefill_kv_transfer_params() {
   return json{{"do_remote_decode", true},    {"do_remote_prefill", false},
@@ -87,54 +75,65 @@ class ActiveGuard {
 
 enum class Forward { kDone, kRetry, kClientBroken };
 
-// Reads the upstream's next body bytes into `chunk`; returns how many arrived (0 when only
-// framing did). A failure is left in `ec`.
-awaitable<std::size_t> read_body_piece(beast::tcp_stream& upstream, beast::flat_buffer& ubuf,
-                                       http::response_parser<http::buffer_body>& parser,
-                                       std::vector<char>& chunk, std::chrono::seconds timeout,
-                                       beast::error_code& ec) {
-  parser.get().body().data = chunk.data();
-  parser.get().body().size = chunk.size();
-  upstream.expires_after(timeout);
-  co_await http::async_read_some(upstream, ubuf, parser, asio::redirect_error(use_awaitable, ec));
-  if (ec == http::error::need_buffer) ec = {};
-  co_return chunk.size() - parser.get().body().size;
-}
-
-// While the proxy waits for an upstream's first body byte (a non-streaming answer arrives
-// whole, at the end of generation), nothing reads the client socket, so a client that left
-// would go unnoticed until then. A watcher coroutine on the session's strand waits for the
-// client socket to turn readable: end of stream or an error means the client is gone, and the
-// upstream connection is cancelled, so that the engine aborts the request and frees what it
-// held. Pipelined bytes from a client that is still there end the watch.
-struct ClientWatch {
-  beast::tcp_stream* upstream = nullptr;  // null once the wait for the first byte is over
-  bool gone = false;
-};
-
-awaitable<void> watch_client(tcp::socket& client, std::shared_ptr<ClientWatch> watch) {
-  beast::error_code ec;
-  co_await client.async_wait(tcp::socket::wait_read, asio::redirect_error(use_awaitable, ec));
-  // Past the wait only touch `client` while the forward is still waiting (it owns both).
-  if (watch->upstream == nullptr) co_return;
-  if (!ec) {
-    char byte = 0;
-    const ssize_t n = ::recv(client.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) co_return;
-  }
-  watch->gone = true;
-  watch->upstream->cancel();
-}
-
 struct UnaryResponse {
-  unsigned status = 0;
+  int status = 0;
   std::string content_type;
   std::string body;
 };
 
+// One client request being answered. Lives on the connection's strand: the coroutine that
+// answers it and the Responder's callbacks (on_close, on_drained) share it without locks.
+//
+// While the proxy waits for an upstream (a non-streaming answer arrives whole, at the end of
+// generation) nothing is written to the client, so a client that left would go unnoticed until
+// then; the HTTP server keeps reading the client socket and runs on_close when it goes away:
+// the upstream connection is then cancelled, so that the engine aborts the request and frees
+// what it held.
+struct Exchange {
+  Exchange(net::HttpRequest r, std::shared_ptr<net::Responder> s, asio::any_io_executor executor)
+      : req(std::move(r)), res(std::move(s)), wake(std::move(executor)) {}
+
+  net::HttpRequest req;
+  std::shared_ptr<net::Responder> res;
+  bool gone = false;                          // the client left
+  net::ClientConnection* upstream = nullptr;  // the relayed connection, while one is open
+  bool drained = false;
+  asio::steady_timer wake;  // wakes the coroutine when `drained` or `gone` changes
+};
+
+// Waits until the client has taken every byte written so far, so that a slow reader slows the
+// upstream down instead of filling memory; false when the client left.
+awaitable<bool> wait_drained(const std::shared_ptr<Exchange>& ex) {
+  ex->drained = false;
+  ex->res->on_drained([ex] {
+    ex->drained = true;
+    ex->wake.cancel();
+  });
+  while (!ex->drained && !ex->gone) {
+    ex->wake.expires_at(asio::steady_timer::time_point::max());
+    beast::error_code ec;
+    co_await ex->wake.async_wait(asio::redirect_error(use_awaitable, ec));
+  }
+  co_return !ex->gone;
+}
+
+// Clears Exchange::upstream when the relayed connection goes out of scope.
+class UpstreamWatch {
+ public:
+  UpstreamWatch(Exchange& ex, net::ClientConnection& upstream) : ex_(ex) {
+    ex_.upstream = &upstream;
+  }
+  ~UpstreamWatch() { ex_.upstream = nullptr; }
+  UpstreamWatch(const UpstreamWatch&) = delete;
+  UpstreamWatch& operator=(const UpstreamWatch&) = delete;
+
+ private:
+  Exchange& ex_;
+};
+
 }  // namespace
 
-struct ProxyServer::Impl {
+struct ProxyServer::Impl final : net::HttpHandler {
   Impl(ProxyOptions o, const Scheduler& s, EndpointPool& p, RouterMetrics& m)
       : options(std::move(o)),
         scheduler(s),
@@ -150,19 +149,17 @@ struct ProxyServer::Impl {
     return false;
   }
 
-  awaitable<void> accept_loop();
-  awaitable<void> session(tcp::socket socket);
-  // Returns false when the client connection must be closed.
-  awaitable<bool> handle(beast::tcp_stream& client, http::request<http::string_body>& req);
-  awaitable<bool> handle_inference(beast::tcp_stream& client,
-                                   http::request<http::string_body>& req);
-  awaitable<bool> handle_models(beast::tcp_stream& client, http::request<http::string_body>& req);
+  // net::HttpHandler: on the connection's strand.
+  void handle(net::HttpRequest request, std::shared_ptr<net::Responder> responder) override;
+
+  awaitable<void> route(std::shared_ptr<Exchange> ex);
+  awaitable<void> handle_inference(std::shared_ptr<Exchange> ex);
+  awaitable<void> handle_models(std::shared_ptr<Exchange> ex);
   // Forwards the request as is to one healthy endpoint (round robin; the next one when the
   // connection fails) and relays its answer.
-  awaitable<bool> forward_to_any(beast::tcp_stream& client, http::request<http::string_body>& req);
+  awaitable<void> forward_to_any(std::shared_ptr<Exchange> ex);
   // The router's own metrics, then every endpoint's vllm:* families merged.
-  awaitable<bool> handle_front_metrics(beast::tcp_stream& client,
-                                       http::request<http::string_body>& req);
+  awaitable<void> handle_front_metrics(std::shared_ptr<Exchange> ex);
   net::JsonLimits json_limits() const {
     net::JsonLimits l;
     l.max_bytes = options.max_body_bytes;
@@ -170,25 +167,20 @@ struct ProxyServer::Impl {
     l.max_values = options.max_json_values;
     return l;
   }
-  awaitable<bool> send_simple(beast::tcp_stream& client,
-                              const http::request<http::string_body>& req, unsigned status,
-                              const std::string& content_type, std::string body);
-  awaitable<bool> send_error(beast::tcp_stream& client, const http::request<http::string_body>& req,
-                             unsigned status, const std::string& type, const std::string& message);
-  awaitable<std::optional<tcp::socket>> connect(const std::string& address);
-  awaitable<std::optional<UnaryResponse>> unary(const std::string& address, http::verb verb,
+  static void send_simple(Exchange& ex, int status, std::string content_type, std::string body);
+  void send_error(Exchange& ex, int status, const std::string& type, const std::string& message);
+  // The original request's headers without the hop-by-hop ones.
+  static net::HttpHeaders upstream_headers(const net::HttpHeaders& original);
+  awaitable<std::optional<UnaryResponse>> unary(const std::string& address,
+                                                const std::string& method,
                                                 const std::string& target,
-                                                const http::request<http::string_body>& original,
-                                                std::string body);
-  awaitable<Forward> forward_streaming(beast::tcp_stream& client,
-                                       const http::request<http::string_body>& req,
-                                       const std::string& address, std::string body);
-  void copy_request_headers(const http::request<http::string_body>& from,
-                            http::request<http::string_body>& to, const std::string& address);
+                                                const net::HttpHeaders& original, std::string body);
+  awaitable<Forward> forward_streaming(std::shared_ptr<Exchange> ex, const std::string& address,
+                                       std::string body);
   // Fills req.prompt_tokens through POST /tokenize on a healthy endpoint; leaves it unset when
   // no endpoint answers (the precise scorer then scores 0).
   awaitable<void> tokenize(SchedulingRequest& sreq, const json& body,
-                           const http::request<http::string_body>& original);
+                           const net::HttpHeaders& original);
 
   ProxyOptions options;
   const Scheduler& scheduler;
@@ -199,72 +191,49 @@ struct ProxyServer::Impl {
   std::atomic<uint64_t> next_request_id{1};
   std::atomic<uint64_t> next_tokenizer{0};
   std::atomic<uint64_t> next_forward{0};
-  std::unique_ptr<tcp::acceptor> acceptor;
-  std::vector<std::thread> threads;
-  uint16_t bound_port = 0;
   // Last: destroyed first, so coroutine frames it still holds see the members above alive.
-  std::unique_ptr<asio::io_context> ioc;
+  std::unique_ptr<net::HttpServer> http;
 };
 
-void ProxyServer::Impl::copy_request_headers(const http::request<http::string_body>& from,
-                                             http::request<http::string_body>& to,
-                                             const std::string& address) {
-  for (const auto& field : from.base()) {
-    if (is_hop_header(field.name_string())) continue;
-    to.set(field.name_string(), field.value());
+net::HttpHeaders ProxyServer::Impl::upstream_headers(const net::HttpHeaders& original) {
+  net::HttpHeaders out;
+  for (const auto& [name, value] : original) {
+    if (!net::is_hop_header(name)) out.emplace_back(name, value);
   }
-  to.set(http::field::host, address);
-  to.keep_alive(false);
+  return out;
 }
 
-awaitable<std::optional<tcp::socket>> ProxyServer::Impl::connect(const std::string& address) {
+awaitable<std::optional<UnaryResponse>> ProxyServer::Impl::unary(const std::string& address,
+                                                                 const std::string& method,
+                                                                 const std::string& target,
+                                                                 const net::HttpHeaders& original,
+                                                                 std::string body) {
   auto hp = split_host_port(address);
   if (!hp.ok()) co_return std::nullopt;
-  auto executor = co_await asio::this_coro::executor;
-  beast::error_code ec;
-  tcp::resolver resolver(executor);
-  auto results = co_await resolver.async_resolve(hp->first, hp->second,
-                                                 asio::redirect_error(use_awaitable, ec));
-  if (ec) co_return std::nullopt;
-  beast::tcp_stream stream(executor);
-  stream.expires_after(options.connect_timeout);
-  co_await stream.async_connect(results, asio::redirect_error(use_awaitable, ec));
-  if (ec) co_return std::nullopt;
-  stream.expires_never();
-  co_return stream.release_socket();
-}
-
-awaitable<std::optional<UnaryResponse>> ProxyServer::Impl::unary(
-    const std::string& address, http::verb verb, const std::string& target,
-    const http::request<http::string_body>& original, std::string body) {
-  auto socket = co_await connect(address);
-  if (!socket) co_return std::nullopt;
-  beast::tcp_stream stream(std::move(*socket));
-  http::request<http::string_body> req{verb, target, 11};
-  copy_request_headers(original, req, address);
-  if (verb == http::verb::post) {
-    req.set(http::field::content_type, "application/json");
-    req.body() = std::move(body);
+  net::ClientRequest req;
+  req.method = method;
+  req.target = target;
+  req.headers = upstream_headers(original);
+  if (method == "POST") {
+    req.headers.emplace_back("content-type", "application/json");
+    req.body = std::move(body);
   }
-  req.prepare_payload();
-  beast::error_code ec;
-  stream.expires_after(options.upstream_idle_timeout);
-  co_await http::async_write(stream, req, asio::redirect_error(use_awaitable, ec));
-  if (ec) co_return std::nullopt;
-  beast::flat_buffer buffer;
-  http::response_parser<http::string_body> parser;
-  parser.body_limit(options.max_body_bytes);
-  co_await http::async_read(stream, buffer, parser, asio::redirect_error(use_awaitable, ec));
-  if (ec) co_return std::nullopt;
+  net::FetchOptions fo;
+  fo.connect_timeout = options.connect_timeout;
+  fo.timeout = options.upstream_idle_timeout;
+  fo.body_limit = options.max_body_bytes;
+  StatusOr<net::ClientResponse> res =
+      co_await net::fetch(hp->first, hp->second, std::move(req), fo);
+  if (!res.ok()) co_return std::nullopt;
   UnaryResponse out;
-  out.status = parser.get().result_int();
-  out.content_type = std::string(parser.get()[http::field::content_type]);
-  out.body = std::move(parser.get().body());
+  out.status = res->status;
+  out.content_type = std::string(res->header("content-type").value_or(""));
+  out.body = std::move(res->body);
   co_return out;
 }
 
 awaitable<void> ProxyServer::Impl::tokenize(SchedulingRequest& sreq, const json& body,
-                                            const http::request<http::string_body>& original) {
+                                            const net::HttpHeaders& original) {
   // The same fields the engine reads when it tokenizes the request itself (vLLM's
   // TokenizeCompletionRequest / TokenizeChatRequest).
   json tok = json::object();
@@ -292,7 +261,7 @@ awaitable<void> ProxyServer::Impl::tokenize(SchedulingRequest& sreq, const json&
   const std::size_t first = next_tokenizer.fetch_add(1) % healthy.size();
   for (std::size_t i = 0; i < std::min<std::size_t>(2, healthy.size()); ++i) {
     const std::string& address = healthy[(first + i) % healthy.size()].address;
-    auto res = co_await unary(address, http::verb::post, "/tokenize", original, tok.dump());
+    auto res = co_await unary(address, "POST", "/tokenize", original, tok.dump());
     if (!res || res->status != 200) continue;
     StatusOr<json> answer = net::parse_json<json>(res->body, json_limits());
     if (!answer.ok()) continue;
@@ -312,41 +281,29 @@ awaitable<void> ProxyServer::Impl::tokenize(SchedulingRequest& sreq, const json&
   MS_LOG_DEBUG("request {}: no endpoint tokenized the prompt", sreq.request_id);
 }
 
-awaitable<Forward> ProxyServer::Impl::forward_streaming(beast::tcp_stream& client,
-                                                        const http::request<http::string_body>& req,
+awaitable<Forward> ProxyServer::Impl::forward_streaming(std::shared_ptr<Exchange> ex,
                                                         const std::string& address,
                                                         std::string body) {
-  auto socket = co_await connect(address);
-  if (!socket) co_return Forward::kRetry;
-  beast::tcp_stream upstream(std::move(*socket));
-  http::request<http::string_body> up{req.method(), req.target(), 11};
-  copy_request_headers(req, up, address);
-  up.body() = std::move(body);
-  up.prepare_payload();
-
-  beast::error_code ec;
-  upstream.expires_after(options.upstream_idle_timeout);
-  co_await http::async_write(upstream, up, asio::redirect_error(use_awaitable, ec));
+  auto hp = split_host_port(address);
+  if (!hp.ok()) co_return Forward::kRetry;
+  net::ClientConnection upstream(co_await asio::this_coro::executor);
+  UpstreamWatch watch(*ex, upstream);
+  upstream.expires_after(options.connect_timeout);
+  beast::error_code ec = co_await upstream.connect(hp->first, hp->second);
+  if (ex->gone) co_return Forward::kClientBroken;
   if (ec) co_return Forward::kRetry;
-  beast::flat_buffer ubuf;
-  http::response_parser<http::buffer_body> parser;
-  parser.body_limit(std::numeric_limits<std::uint64_t>::max());
-  auto watch = std::make_shared<ClientWatch>();
-  watch->upstream = &upstream;
-  asio::co_spawn(co_await asio::this_coro::executor, watch_client(client.socket(), watch),
-                 asio::detached);
-  // Ends the watch (its pending wait completes aborted and touches nothing).
-  auto stop_watch = [&] {
-    watch->upstream = nullptr;
-    beast::error_code ignored;
-    client.socket().cancel(ignored);
-  };
-  co_await http::async_read_header(upstream, ubuf, parser, asio::redirect_error(use_awaitable, ec));
-  if (watch->gone) co_return Forward::kClientBroken;
-  // Body bytes that arrived with the header ask for a body buffer; the header itself is fine.
-  if (ec == http::error::need_buffer && parser.is_header_done()) ec = {};
+  net::ClientRequest up;
+  up.method = ex->req.method;
+  up.target = ex->req.target;
+  up.headers = upstream_headers(ex->req.headers);
+  up.body = std::move(body);
+  upstream.expires_after(options.upstream_idle_timeout);
+  ec = co_await upstream.send(up, address);
+  if (ex->gone) co_return Forward::kClientBroken;
+  if (ec) co_return Forward::kRetry;
+  ec = co_await upstream.read_header();
+  if (ex->gone) co_return Forward::kClientBroken;
   if (ec) {
-    stop_watch();
     MS_LOG_WARN("upstream {}: no response header: {}", address, ec.message());
     co_return Forward::kRetry;
   }
@@ -356,176 +313,122 @@ awaitable<Forward> ProxyServer::Impl::forward_streaming(beast::tcp_stream& clien
   // that dies can still be replaced by another endpoint.
   std::vector<char> chunk(16 * 1024);
   std::size_t first_bytes = 0;
-  while (!parser.is_done() && first_bytes == 0 && !watch->gone) {
-    first_bytes = co_await read_body_piece(upstream, ubuf, parser, chunk,
-                                           options.upstream_idle_timeout, ec);
-    if (watch->gone) break;
+  while (!upstream.done() && first_bytes == 0) {
+    upstream.expires_after(options.upstream_idle_timeout);
+    first_bytes = co_await upstream.read_body(chunk.data(), chunk.size(), ec);
+    if (ex->gone) break;
     if (ec) {
-      stop_watch();
       MS_LOG_WARN("upstream {}: failed before its first body byte: {}", address, ec.message());
       co_return Forward::kRetry;
     }
   }
-  if (watch->gone) {
+  if (ex->gone) {
     MS_LOG_DEBUG("client left while {} was working on its request", address);
     co_return Forward::kClientBroken;
   }
-  stop_watch();
 
   // From here on bytes go to the client: no more retries.
-  http::response<http::buffer_body> res;
-  res.version(11);
-  res.result(parser.get().result_int());
-  for (const auto& field : parser.get().base()) {
-    if (is_hop_header(field.name_string())) continue;
-    res.set(field.name_string(), field.value());
+  net::HttpHeaders headers;
+  for (auto& [name, value] : upstream.headers()) {
+    if (net::is_hop_header(name)) continue;
+    if (session_tokens && name == kSessionTokenHeader) continue;
+    headers.emplace_back(std::move(name), std::move(value));
   }
-  if (session_tokens) res.set(kSessionTokenHeader, session_token(address));
-  auto length = parser.content_length();
-  if (length) {
-    res.content_length(*length);
-  } else {
-    res.chunked(true);
-  }
-  res.keep_alive(req.keep_alive());
-  res.body().data = nullptr;
-  res.body().size = 0;
-  res.body().more = true;
-  http::response_serializer<http::buffer_body> sr{res};
-  client.expires_after(options.upstream_idle_timeout);
-  co_await http::async_write_header(client, sr, asio::redirect_error(use_awaitable, ec));
-  if (ec) co_return Forward::kClientBroken;
+  if (session_tokens) headers.emplace_back(kSessionTokenHeader, session_token(address));
+  ex->res->start_response(upstream.status(), std::move(headers), upstream.content_length());
   if (first_bytes > 0) {
-    res.body().data = chunk.data();
-    res.body().size = first_bytes;
-    res.body().more = true;
-    co_await http::async_write(client, sr, asio::redirect_error(use_awaitable, ec));
-    if (ec == http::error::need_buffer) ec = {};
-    if (ec) co_return Forward::kClientBroken;
+    ex->res->write(std::string(chunk.data(), first_bytes));
+    if (!co_await wait_drained(ex)) co_return Forward::kClientBroken;
   }
-
-  while (!parser.is_done()) {
-    const std::size_t n = co_await read_body_piece(upstream, ubuf, parser, chunk,
-                                                   options.upstream_idle_timeout, ec);
+  while (!upstream.done()) {
+    upstream.expires_after(options.upstream_idle_timeout);
+    const std::size_t n = co_await upstream.read_body(chunk.data(), chunk.size(), ec);
+    if (ex->gone) co_return Forward::kClientBroken;
     if (ec) {
       MS_LOG_WARN("upstream {} failed mid-response: {}", address, ec.message());
+      ex->res->abort();
       co_return Forward::kClientBroken;
     }
     if (n == 0) continue;
-    res.body().data = chunk.data();
-    res.body().size = n;
-    res.body().more = true;
-    client.expires_after(options.upstream_idle_timeout);
-    co_await http::async_write(client, sr, asio::redirect_error(use_awaitable, ec));
-    if (ec == http::error::need_buffer) ec = {};
-    if (ec) co_return Forward::kClientBroken;
+    ex->res->write(std::string(chunk.data(), n));
+    if (!co_await wait_drained(ex)) co_return Forward::kClientBroken;
   }
-  res.body().data = nullptr;
-  res.body().size = 0;
-  res.body().more = false;
-  co_await http::async_write(client, sr, asio::redirect_error(use_awaitable, ec));
-  if (ec == http::error::need_buffer) ec = {};
-  if (ec) co_return Forward::kClientBroken;
+  ex->res->end_stream();
   co_return Forward::kDone;
 }
 
-awaitable<bool> ProxyServer::Impl::send_simple(beast::tcp_stream& client,
-                                               const http::request<http::string_body>& req,
-                                               unsigned status, const std::string& content_type,
-                                               std::string body) {
-  http::response<http::string_body> res{static_cast<http::status>(status), 11};
-  if (!content_type.empty()) res.set(http::field::content_type, content_type);
-  res.keep_alive(req.keep_alive());
-  res.body() = std::move(body);
-  res.prepare_payload();
-  beast::error_code ec;
-  client.expires_after(std::chrono::seconds(30));
-  co_await http::async_write(client, res, asio::redirect_error(use_awaitable, ec));
-  co_return !ec;
+void ProxyServer::Impl::send_simple(Exchange& ex, int status, std::string content_type,
+                                    std::string body) {
+  ex.res->send(net::HttpResponse{status, std::move(content_type), {}, std::move(body)});
 }
 
-awaitable<bool> ProxyServer::Impl::send_error(beast::tcp_stream& client,
-                                              const http::request<http::string_body>& req,
-                                              unsigned status, const std::string& type,
-                                              const std::string& message) {
-  metrics.record_request_error(static_cast<int>(status));
-  co_return co_await send_simple(client, req, status, "application/json",
-                                 error_body(static_cast<int>(status), type, message));
+void ProxyServer::Impl::send_error(Exchange& ex, int status, const std::string& type,
+                                   const std::string& message) {
+  metrics.record_request_error(status);
+  send_simple(ex, status, "application/json", net::error_body(status, type, message));
 }
 
-awaitable<bool> ProxyServer::Impl::handle_models(beast::tcp_stream& client,
-                                                 http::request<http::string_body>& req) {
+awaitable<void> ProxyServer::Impl::handle_models(std::shared_ptr<Exchange> ex) {
   for (const auto& ep : pool.healthy_snapshot()) {
-    auto res = co_await unary(ep.address, http::verb::get, std::string(req.target()), req, "");
+    auto res = co_await unary(ep.address, "GET", ex->req.target, ex->req.headers, "");
     if (!res) {
       pool.record_failure(ep.address);
       continue;
     }
-    co_return co_await send_simple(client, req, res->status, res->content_type,
-                                   std::move(res->body));
+    co_return send_simple(*ex, res->status, std::move(res->content_type), std::move(res->body));
   }
-  co_return co_await send_error(client, req, 503, "ServiceUnavailableError",
-                                "no healthy endpoint answered /v1/models");
+  send_error(*ex, 503, "ServiceUnavailableError", "no healthy endpoint answered /v1/models");
 }
 
-awaitable<bool> ProxyServer::Impl::forward_to_any(beast::tcp_stream& client,
-                                                  http::request<http::string_body>& req) {
+awaitable<void> ProxyServer::Impl::forward_to_any(std::shared_ptr<Exchange> ex) {
   std::vector<EndpointState> healthy = pool.healthy_snapshot();
   const std::size_t first = healthy.empty() ? 0 : next_forward.fetch_add(1) % healthy.size();
   for (std::size_t i = 0; i < std::min<std::size_t>(2, healthy.size()); ++i) {
     const std::string& address = healthy[(first + i) % healthy.size()].address;
-    auto res = co_await unary(address, req.method(), std::string(req.target()), req, req.body());
+    auto res =
+        co_await unary(address, ex->req.method, ex->req.target, ex->req.headers, ex->req.body);
     if (!res) {
       pool.record_failure(address);
       continue;
     }
-    co_return co_await send_simple(client, req, res->status, res->content_type,
-                                   std::move(res->body));
+    co_return send_simple(*ex, res->status, std::move(res->content_type), std::move(res->body));
   }
-  co_return co_await send_error(
-      client, req, 503, "ServiceUnavailableError",
-      absl::StrCat("no healthy endpoint answered ", std::string(req.target())));
+  send_error(*ex, 503, "ServiceUnavailableError",
+             absl::StrCat("no healthy endpoint answered ", ex->req.target));
 }
 
-awaitable<bool> ProxyServer::Impl::handle_front_metrics(beast::tcp_stream& client,
-                                                        http::request<http::string_body>& req) {
+awaitable<void> ProxyServer::Impl::handle_front_metrics(std::shared_ptr<Exchange> ex) {
   std::vector<std::string> texts;
   for (const EndpointState& ep : pool.snapshot()) {
-    http::request<http::string_body> get{http::verb::get, "/metrics", 11};
-    auto res = co_await unary(ep.address, http::verb::get, "/metrics", get, "");
+    auto res = co_await unary(ep.address, "GET", "/metrics", {}, "");
     if (res && res->status == 200) texts.push_back(std::move(res->body));
   }
   std::string body = metrics.render(pool.snapshot());
-  body += merge_exposition_families(texts, "vllm:");
-  co_return co_await send_simple(client, req, 200, "text/plain; version=0.0.4", std::move(body));
+  body += net::merge_exposition_families(texts, "vllm:");
+  send_simple(*ex, 200, kMetricsContentType, std::move(body));
 }
 
-awaitable<bool> ProxyServer::Impl::handle_inference(beast::tcp_stream& client,
-                                                    http::request<http::string_body>& req) {
-  StatusOr<json> parsed = net::parse_json<json>(req.body(), json_limits());
+awaitable<void> ProxyServer::Impl::handle_inference(std::shared_ptr<Exchange> ex) {
+  net::HttpRequest& req = ex->req;
+  StatusOr<json> parsed = net::parse_json<json>(req.body, json_limits());
   if (!parsed.ok()) {
-    const unsigned status = static_cast<unsigned>(net::intake_http_status(parsed.status()));
+    const int status = net::intake_http_status(parsed.status());
     const std::string type = status == 413 ? "PayloadTooLargeError" : "BadRequestError";
-    const std::string message(parsed.status().message());
-    co_return co_await send_error(client, req, status, type, message);
+    co_return send_error(*ex, status, type, std::string(parsed.status().message()));
   }
   json body = std::move(*parsed);
   std::map<std::string, std::string> headers;
-  for (const auto& field : req.base()) {
-    headers[absl::AsciiStrToLower(std::string(field.name_string()))] = std::string(field.value());
-  }
+  for (const auto& [name, value] : req.headers) headers[name] = value;
   std::string request_id = headers.count("x-request-id")
                                ? headers["x-request-id"]
                                : absl::StrCat("router-", next_request_id.fetch_add(1));
-  if (!headers.count("x-request-id")) req.set("x-request-id", request_id);
-  auto sreq =
-      make_scheduling_request(std::string(req.target()), body, std::move(headers), request_id);
+  if (!headers.count("x-request-id")) req.headers.emplace_back("x-request-id", request_id);
+  auto sreq = make_scheduling_request(req.target, body, std::move(headers), request_id);
   if (!sreq.ok()) {
-    co_return co_await send_error(client, req, 400, "BadRequestError",
-                                  std::string(sreq.status().message()));
+    co_return send_error(*ex, 400, "BadRequestError", std::string(sreq.status().message()));
   }
 
-  if (tokenize_prompts && !sreq->prompt_tokens) co_await tokenize(*sreq, body, req);
+  if (tokenize_prompts && !sreq->prompt_tokens) co_await tokenize(*sreq, body, req.headers);
 
   std::set<std::string> excluded;
   std::optional<json> kv_params;
@@ -537,8 +440,8 @@ awaitable<bool> ProxyServer::Impl::handle_inference(beast::tcp_stream& client,
     auto result = scheduler.schedule(*sreq, candidates, cycle);
     if (!result.ok()) {
       if (!excluded.empty()) break;  // every remaining endpoint failed to connect: 502 below
-      co_return co_await send_error(client, req, 503, "ServiceUnavailableError",
-                                    std::string(result.status().message()));
+      co_return send_error(*ex, 503, "ServiceUnavailableError",
+                           std::string(result.status().message()));
     }
     scheduler.pre_request(*sreq, *result, cycle);
     const std::string decode_address = *result->target(result->primary_profile);
@@ -559,8 +462,7 @@ awaitable<bool> ProxyServer::Impl::handle_inference(beast::tcp_stream& client,
       {
         ActiveGuard guard(pool, prefill_address);
         metrics.record_request(prefill_address);
-        pre_res = co_await unary(prefill_address, http::verb::post, std::string(req.target()), req,
-                                 pre.dump());
+        pre_res = co_await unary(prefill_address, "POST", req.target, req.headers, pre.dump());
       }
       if (!pre_res || pre_res->status != 200) {
         if (!pre_res) pool.record_failure(prefill_address);
@@ -568,6 +470,7 @@ awaitable<bool> ProxyServer::Impl::handle_inference(beast::tcp_stream& client,
                     prefill_address, pre_res ? std::to_string(pre_res->status) : "no response");
         continue;
       }
+      if (ex->gone) co_return;
       StatusOr<json> pre_parsed = net::parse_json<json>(pre_res->body, json_limits());
       const json pre_body = pre_parsed.ok() ? std::move(*pre_parsed) : json();
       if (pre_body.is_object() && pre_body.contains("kv_transfer_params") &&
@@ -585,119 +488,76 @@ awaitable<bool> ProxyServer::Impl::handle_inference(beast::tcp_stream& client,
       dec["kv_transfer_params"] = *kv_params;
       out_body = dec.dump();
     } else {
-      out_body = req.body();
+      out_body = req.body;
     }
     Forward outcome;
     {
       ActiveGuard guard(pool, decode_address);
       metrics.record_request(decode_address);
-      outcome = co_await forward_streaming(client, req, decode_address, std::move(out_body));
+      outcome = co_await forward_streaming(ex, decode_address, std::move(out_body));
     }
-    if (outcome == Forward::kDone) co_return true;
-    if (outcome == Forward::kClientBroken) co_return false;
+    if (outcome != Forward::kRetry) co_return;
     pool.record_failure(decode_address);
     excluded.insert(decode_address);
     MS_LOG_WARN("request {}: endpoint {} failed before responding; retrying elsewhere", request_id,
                 decode_address);
     if (attempt + 1 < options.max_attempts) metrics.record_retry();
   }
-  co_return co_await send_error(client, req, 502, "BadGatewayError",
-                                "no endpoint could be reached for the request");
+  send_error(*ex, 502, "BadGatewayError", "no endpoint could be reached for the request");
 }
 
-awaitable<bool> ProxyServer::Impl::handle(beast::tcp_stream& client,
-                                          http::request<http::string_body>& req) {
-  const std::string target(req.target());
-  const std::string path = target.substr(0, target.find('?'));
-  if (req.method() == http::verb::get && path == "/health") {
-    const bool ok = !options.health || options.health();
-    co_return co_await send_simple(client, req, ok ? 200 : 503, "", "");
-  }
-  if (req.method() == http::verb::get && path == "/metrics") {
-    if (options.forward_engine_routes) co_return co_await handle_front_metrics(client, req);
-    co_return co_await send_simple(client, req, 200, "text/plain; version=0.0.4",
-                                   metrics.render(pool.snapshot()));
-  }
+awaitable<void> ProxyServer::Impl::route(std::shared_ptr<Exchange> ex) {
+  const net::HttpRequest& req = ex->req;
+  const std::string& path = req.path;
   if (options.forward_engine_routes) {
+    if (req.method == "GET" && path == "/metrics") co_return co_await handle_front_metrics(ex);
     const bool post_route = path == "/tokenize" || path == "/detokenize";
-    if ((post_route && req.method() == http::verb::post) ||
-        (path == "/version" && req.method() == http::verb::get)) {
-      co_return co_await forward_to_any(client, req);
+    if ((post_route && req.method == "POST") || (path == "/version" && req.method == "GET")) {
+      co_return co_await forward_to_any(ex);
     }
     if (post_route || path == "/version") {
       const std::string message = post_route ? "use POST" : "use GET";
-      co_return co_await send_error(client, req, 405, "MethodNotAllowed", message);
+      co_return send_error(*ex, 405, "MethodNotAllowed", message);
     }
   }
-  if (req.method() == http::verb::get && path == "/v1/models") {
-    co_return co_await handle_models(client, req);
-  }
+  if (req.method == "GET" && path == "/v1/models") co_return co_await handle_models(ex);
   if (path == "/v1/completions" || path == "/v1/chat/completions") {
-    if (req.method() != http::verb::post) {
-      co_return co_await send_error(client, req, 405, "MethodNotAllowed", "use POST");
-    }
-    co_return co_await handle_inference(client, req);
+    if (req.method != "POST") co_return send_error(*ex, 405, "MethodNotAllowed", "use POST");
+    co_return co_await handle_inference(ex);
   }
-  co_return co_await send_error(client, req, 404, "NotFoundError",
-                                absl::StrCat("no route for ", target));
+  send_error(*ex, 404, "NotFoundError", absl::StrCat("no route for ", req.target));
 }
 
-awaitable<void> ProxyServer::Impl::session(tcp::socket socket) {
-  beast::tcp_stream client(std::move(socket));
-  beast::flat_buffer buffer;
-  beast::error_code ec;
-  for (;;) {
-    http::request_parser<http::string_body> parser;
-    parser.body_limit(options.max_body_bytes);
-    client.expires_after(std::chrono::seconds(300));
-    co_await http::async_read(client, buffer, parser, asio::redirect_error(use_awaitable, ec));
-    if (ec == http::error::body_limit || ec == http::error::header_limit) {
-      // Answer, then close: the rest of the request is not read. (Named locals, not
-      // conditional temporaries, in the co_await: GCC 12 destroys such temporaries twice.)
-      const bool body = ec == http::error::body_limit;
-      http::request<http::string_body> head;
-      head.version(11);
-      head.keep_alive(false);
-      const unsigned status = body ? 413 : 431;
-      const std::string type = body ? "PayloadTooLargeError" : "BadRequestError";
-      const std::string message = body ? absl::StrCat("Request body too large (the limit is ",
-                                                      options.max_body_bytes, " bytes).")
-                                       : std::string("Request headers too large.");
-      co_await send_error(client, head, status, type, message);
-      break;
-    }
-    if (ec) break;
-    http::request<http::string_body> req = parser.release();
-    const bool keep_alive = req.keep_alive();
-    bool ok = false;
+void ProxyServer::Impl::handle(net::HttpRequest request,
+                               std::shared_ptr<net::Responder> responder) {
+  // Answered at once: the router's own routes.
+  if (request.method == "GET" && request.path == "/health") {
+    const bool ok = !options.health || options.health();
+    responder->send(net::HttpResponse{ok ? 200 : 503, "", {}, ""});
+    return;
+  }
+  if (request.method == "GET" && request.path == "/metrics" && !options.forward_engine_routes) {
+    responder->send(
+        net::HttpResponse{200, kMetricsContentType, {}, metrics.render(pool.snapshot())});
+    return;
+  }
+  // Everything else talks to endpoints: a coroutine on the connection's strand.
+  asio::any_io_executor strand = net::exchange_executor(*responder);
+  auto ex = std::make_shared<Exchange>(std::move(request), std::move(responder), strand);
+  ex->res->on_close([ex] {
+    ex->gone = true;
+    if (ex->upstream != nullptr) ex->upstream->cancel();
+    ex->wake.cancel();
+  });
+  asio::co_spawn(strand, route(ex), [ex](std::exception_ptr e) {
+    if (!e) return;
     try {
-      ok = co_await handle(client, req);
-    } catch (const std::exception& e) {
-      MS_LOG_ERROR("request failed: {}", e.what());
-      ok = false;
+      std::rethrow_exception(e);
+    } catch (const std::exception& err) {
+      MS_LOG_ERROR("request failed: {}", err.what());
     }
-    if (!ok || !keep_alive) break;
-  }
-  client.socket().shutdown(tcp::socket::shutdown_send, ec);
-}
-
-awaitable<void> ProxyServer::Impl::accept_loop() {
-  for (;;) {
-    beast::error_code ec;
-    // One strand per connection: the session and its client watcher never run at once.
-    auto strand = asio::make_strand(*ioc);
-    tcp::socket socket =
-        co_await acceptor->async_accept(strand, asio::redirect_error(use_awaitable, ec));
-    if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
-    if (ec) {
-      // Out of descriptors and similar: back off briefly instead of spinning.
-      MS_LOG_WARN("accept failed: {}", ec.message());
-      asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(10));
-      co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
-      continue;
-    }
-    asio::co_spawn(strand, session(std::move(socket)), asio::detached);
-  }
+    ex->res->abort();
+  });
 }
 
 ProxyServer::ProxyServer(ProxyOptions options, const Scheduler& scheduler, EndpointPool& pool,
@@ -709,50 +569,43 @@ ProxyServer::~ProxyServer() {
 }
 
 uint16_t ProxyServer::port() const {
-  return impl_->bound_port;
+  return impl_->http ? impl_->http->port() : 0;
 }
 
 Status ProxyServer::start() {
-  if (impl_->ioc) return absl::FailedPreconditionError("proxy already started");
+  if (impl_->http) return absl::FailedPreconditionError("proxy already started");
   const uint64_t limit = raise_open_file_limit();
   if (limit < 4096) MS_LOG_WARN("open file limit is {}; concurrent streams are limited", limit);
-  const int threads = std::max(1, impl_->options.num_threads);
-  impl_->ioc = std::make_unique<asio::io_context>(threads);
+  const ProxyOptions& o = impl_->options;
   beast::error_code ec;
-  auto address = asio::ip::make_address(impl_->options.host, ec);
-  if (ec) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--host '", impl_->options.host, "' is not an IP address"));
-  }
-  tcp::endpoint endpoint(address, impl_->options.port);
-  auto acceptor = std::make_unique<tcp::acceptor>(*impl_->ioc);
-  acceptor->open(endpoint.protocol(), ec);
-  if (!ec) acceptor->set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) acceptor->bind(endpoint, ec);
-  if (!ec) acceptor->listen(4096, ec);
-  if (ec) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", impl_->options.host, ":",
-                                               impl_->options.port, ": ", ec.message()));
-  }
-  impl_->bound_port = acceptor->local_endpoint().port();
-  impl_->acceptor = std::move(acceptor);
-  asio::co_spawn(*impl_->ioc, impl_->accept_loop(), asio::detached);
-  for (int i = 0; i < threads; ++i) {
-    impl_->threads.emplace_back([this] { impl_->ioc->run(); });
-  }
-  MS_LOG_INFO("router listening on {}:{}", impl_->options.host, impl_->bound_port);
+  asio::ip::make_address(o.host, ec);
+  if (ec)
+    return absl::InvalidArgumentError(absl::StrCat("--host '", o.host, "' is not an IP address"));
+  net::HttpServerOptions ho;
+  ho.host = o.host;
+  ho.port = o.port;
+  ho.num_threads = std::max(1, o.num_threads);
+  ho.body_limit = o.max_body_bytes;
+  ho.header_limit = 8u << 10;
+  // A client has 300 s to send a request and may keep an idle connection open as long; the
+  // router caps neither the number of connections nor (beyond the open-file limit) their sum.
+  ho.read_timeout = std::chrono::seconds(300);
+  ho.idle_timeout = std::chrono::seconds(300);
+  ho.write_timeout = o.upstream_idle_timeout;
+  ho.listen_backlog = 4096;
+  RouterMetrics* metrics = &impl_->metrics;
+  ho.on_protocol_error = [metrics](int status) { metrics->record_request_error(status); };
+  MS_ASSIGN_OR_RETURN(impl_->http, net::HttpServer::start(ho, impl_.get()));
+  MS_LOG_INFO("router listening on {}:{}", o.host, impl_->http->port());
   return absl::OkStatus();
 }
 
 void ProxyServer::stop() {
-  if (!impl_->ioc) return;
-  impl_->ioc->stop();
-  for (auto& t : impl_->threads) t.join();
-  impl_->threads.clear();
-  // No thread runs the context now: close the acceptor (its pending accept is queued and
-  // dropped), then destroy the context with the sessions it still holds.
-  impl_->acceptor.reset();
-  impl_->ioc.reset();
+  if (!impl_->http) return;
+  // Closes every client connection (their exchanges cancel their upstreams), joins the I/O
+  // threads and drops the coroutine frames still queued.
+  impl_->http->stop();
+  impl_->http.reset();
 }
 
 }  // namespace moeserve::router

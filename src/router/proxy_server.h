@@ -1,10 +1,13 @@
-// The router's HTTP front: an asynchronous HTTP/1.1 server (Boost.Beast over Asio, a few
+// The router's HTTP front: a handler on net's HTTP server (net/http_server.h, a few I/O
 // threads) that schedules each POST /v1/completions and /v1/chat/completions with the Scheduler
 // and streams the chosen endpoint's response back as it arrives (SSE/chunked pass-through, no
-// buffering). Also GET /v1/models (from any healthy endpoint), GET /health and GET /metrics
-// (and, as the data-parallel front, /tokenize, /detokenize, /version; see ProxyOptions).
-// Request bodies enter through the bounded JSON intake (net/json_intake.h): 413 past
-// max_body_bytes, 400 for JSON nested or sized past the limits; headers past 8 KiB get 431.
+// buffering; the next upstream bytes are read once the client has taken the previous ones).
+// Upstream calls go through net's HTTP client (net/http_client.h). Also GET /v1/models (from
+// any healthy endpoint), GET /health and GET /metrics (and, as the data-parallel front,
+// /tokenize, /detokenize, /version; see ProxyOptions). Request bodies enter through the bounded
+// JSON intake (net/json_intake.h): 413 past max_body_bytes, 400 for JSON nested or sized past
+// the limits; headers past 8 KiB get 431. A client has 300 s to send a request and may hold an
+// idle keep-alive connection as long; connections are not capped (beyond the open-file limit).
 //
 //  - Retries on another endpoint when the connection to the chosen one fails before any byte
 //    reached the client (connect refused, reset before the response header, or closed after

@@ -1,4 +1,4 @@
-// `moeserve route`: runs the router (scheduler + endpoint pool + metrics scraper + proxy)
+// `moeserve route`: runs the router (RouterApp: scheduler, endpoint pool, scraper, proxy)
 // until SIGINT/SIGTERM. The `moeserve` binary dispatches its `route` subcommand here with argv
 // starting at the subcommand name.
 #pragma once

@@ -1,13 +1,8 @@
 #include "router/router_metrics.h"
 
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_replace.h"
+#include "net/prometheus_text.h"
 
 namespace moeserve::router {
-
-std::string escape_label(const std::string& v) {
-  return absl::StrReplaceAll(v, {{"\\", "\\\\"}, {"\"", "\\\""}, {"\n", "\\n"}});
-}
 
 void RouterMetrics::record_decision(const std::string& profile) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -62,62 +57,58 @@ uint64_t RouterMetrics::decisions(const std::string& profile) const {
 }
 
 std::string RouterMetrics::render(const std::vector<EndpointState>& endpoints) const {
+  using net::append_family_header;
+  using net::append_sample;
   std::lock_guard<std::mutex> lock(mu_);
   std::string out;
-  absl::StrAppend(&out,
-                  "# HELP moeserve_router_scheduling_decisions_total Scheduling profile runs "
-                  "that chose an endpoint.\n"
-                  "# TYPE moeserve_router_scheduling_decisions_total counter\n");
+  append_family_header(&out, "moeserve_router_scheduling_decisions_total", "counter",
+                       "Scheduling profile runs that chose an endpoint.");
   for (const auto& [p, n] : decisions_) {
-    absl::StrAppend(&out, "moeserve_router_scheduling_decisions_total{profile=\"", escape_label(p),
-                    "\"} ", n, "\n");
+    append_sample(&out, "moeserve_router_scheduling_decisions_total", {{"profile", p}},
+                  static_cast<double>(n));
   }
-  absl::StrAppend(&out,
-                  "# HELP llm_d_inference_scheduler_disagg_decision_total P/D decisions.\n"
-                  "# TYPE llm_d_inference_scheduler_disagg_decision_total counter\n");
+  append_family_header(&out, "llm_d_inference_scheduler_disagg_decision_total", "counter",
+                       "P/D decisions.");
   for (const auto& [d, n] : disagg_decisions_) {
-    absl::StrAppend(&out, "llm_d_inference_scheduler_disagg_decision_total{decision_type=\"", d,
-                    "\"} ", n, "\n");
+    append_sample(&out, "llm_d_inference_scheduler_disagg_decision_total", {{"decision_type", d}},
+                  static_cast<double>(n));
   }
-  absl::StrAppend(&out,
-                  "# HELP moeserve_router_scorer_duration_seconds Time spent in each scorer.\n"
-                  "# TYPE moeserve_router_scorer_duration_seconds histogram\n");
+  append_family_header(&out, "moeserve_router_scorer_duration_seconds", "histogram",
+                       "Time spent in each scorer.");
   for (const auto& [s, h] : scorer_seconds_) {
-    const std::string label = escape_label(s);
+    const net::Labels labels = {{"scorer", s}};
     for (std::size_t i = 0; i < kScorerBuckets.size(); ++i) {
-      absl::StrAppend(&out, "moeserve_router_scorer_duration_seconds_bucket{scorer=\"", label,
-                      "\",le=\"", kScorerBuckets[i], "\"} ", h.buckets[i], "\n");
+      const std::string le = net::prometheus_number(kScorerBuckets[i]);
+      append_sample(&out, "moeserve_router_scorer_duration_seconds_bucket", labels,
+                    static_cast<double>(h.buckets[i]), &le);
     }
-    absl::StrAppend(&out, "moeserve_router_scorer_duration_seconds_bucket{scorer=\"", label,
-                    "\",le=\"+Inf\"} ", h.count, "\n");
-    absl::StrAppend(&out, "moeserve_router_scorer_duration_seconds_sum{scorer=\"", label, "\"} ",
-                    h.sum, "\n");
-    absl::StrAppend(&out, "moeserve_router_scorer_duration_seconds_count{scorer=\"", label, "\"} ",
-                    h.count, "\n");
+    const std::string inf = "+Inf";
+    append_sample(&out, "moeserve_router_scorer_duration_seconds_bucket", labels,
+                  static_cast<double>(h.count), &inf);
+    append_sample(&out, "moeserve_router_scorer_duration_seconds_sum", labels, h.sum);
+    append_sample(&out, "moeserve_router_scorer_duration_seconds_count", labels,
+                  static_cast<double>(h.count));
   }
-  absl::StrAppend(&out,
-                  "# HELP moeserve_router_endpoint_healthy 1 if the endpoint answers its "
-                  "metrics scrapes.\n# TYPE moeserve_router_endpoint_healthy gauge\n");
+  append_family_header(&out, "moeserve_router_endpoint_healthy", "gauge",
+                       "1 if the endpoint answers its metrics scrapes.");
   for (const auto& ep : endpoints) {
-    absl::StrAppend(&out, "moeserve_router_endpoint_healthy{endpoint=\"", escape_label(ep.address),
-                    "\"} ", ep.healthy ? 1 : 0, "\n");
+    append_sample(&out, "moeserve_router_endpoint_healthy", {{"endpoint", ep.address}},
+                  ep.healthy ? 1 : 0);
   }
-  absl::StrAppend(&out,
-                  "# HELP moeserve_router_retries_total Requests re-sent to another endpoint "
-                  "after a connection failure.\n# TYPE moeserve_router_retries_total counter\n",
-                  "moeserve_router_retries_total ", retries_, "\n");
-  absl::StrAppend(&out,
-                  "# HELP moeserve_router_requests_total Requests forwarded, by endpoint.\n"
-                  "# TYPE moeserve_router_requests_total counter\n");
+  append_family_header(&out, "moeserve_router_retries_total", "counter",
+                       "Requests re-sent to another endpoint after a connection failure.");
+  append_sample(&out, "moeserve_router_retries_total", {}, static_cast<double>(retries_));
+  append_family_header(&out, "moeserve_router_requests_total", "counter",
+                       "Requests forwarded, by endpoint.");
   for (const auto& [e, n] : requests_) {
-    absl::StrAppend(&out, "moeserve_router_requests_total{endpoint=\"", escape_label(e), "\"} ", n,
-                    "\n");
+    append_sample(&out, "moeserve_router_requests_total", {{"endpoint", e}},
+                  static_cast<double>(n));
   }
-  absl::StrAppend(&out,
-                  "# HELP moeserve_router_request_errors_total Requests the router answered "
-                  "with an error.\n# TYPE moeserve_router_request_errors_total counter\n");
+  append_family_header(&out, "moeserve_router_request_errors_total", "counter",
+                       "Requests the router answered with an error.");
   for (const auto& [code, n] : errors_) {
-    absl::StrAppend(&out, "moeserve_router_request_errors_total{code=\"", code, "\"} ", n, "\n");
+    append_sample(&out, "moeserve_router_request_errors_total", {{"code", std::to_string(code)}},
+                  static_cast<double>(n));
   }
   for (const Collector& c : collectors_) out += c(endpoints);
   return out;

@@ -1,5 +1,5 @@
-// The router's own Prometheus metrics (text exposition format 0.0.4). Thread-safe: every
-// method locks an internal mutex.
+// The router's own Prometheus metrics (text exposition format 0.0.4, written with
+// net/prometheus_text.h). Thread-safe: every method locks an internal mutex.
 #pragma once
 
 #include <array>
@@ -13,9 +13,6 @@
 #include "router/endpoint.h"
 
 namespace moeserve::router {
-
-// A Prometheus label value with backslash, quote and newline escaped.
-std::string escape_label(const std::string& v);
 
 class RouterMetrics final {
  public:

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "net/http_error.h"
 
 namespace moeserve::server {
 
@@ -28,10 +29,7 @@ ApiError unavailable(std::string message);
 // NotFound → 404, Unavailable/ResourceExhausted → 503, Unimplemented → 501, else 500.
 ApiError error_from_status(const absl::Status& status);
 
-// The JSON object {"error":{…}} serialized (invalid UTF-8 in the message is replaced).
+// The JSON object {"error":{…}} serialized (net::error_body).
 std::string error_body(const ApiError& error);
-
-// The HTTP reason phrase of a status code ("Bad Request"); "Unknown" for others.
-const char* http_reason(int status);
 
 }  // namespace moeserve::server

@@ -4,14 +4,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/logging.h"
+#include "net/sse.h"
 #include "server/api_error.h"
 #include "server/response_format.h"
-#include "server/sse.h"
 
 namespace moeserve::server {
 
-HttpResponse error_response(const ApiError& error, int retry_after_seconds) {
-  HttpResponse r;
+net::HttpResponse error_response(const ApiError& error, int retry_after_seconds) {
+  net::HttpResponse r;
   r.status = error.status;
   r.body = error_body(error);
   if (error.status == 503)
@@ -29,7 +29,7 @@ double seconds(Clock::duration d) {
 
 class Job : public std::enable_shared_from_this<Job> {
  public:
-  Job(const JobContext* ctx, JobSpec spec, std::shared_ptr<Responder> responder)
+  Job(const JobContext* ctx, JobSpec spec, std::shared_ptr<net::Responder> responder)
       : ctx_(ctx),
         spec_(std::move(spec)),
         responder_(std::move(responder)),
@@ -84,7 +84,7 @@ class Job : public std::enable_shared_from_this<Job> {
 
   const JobContext* ctx_;
   JobSpec spec_;
-  std::shared_ptr<Responder> responder_;
+  std::shared_ptr<net::Responder> responder_;
   int64_t created_;
   Clock::time_point arrival_;
   std::vector<Choice> choices_;
@@ -97,7 +97,7 @@ class Job : public std::enable_shared_from_this<Job> {
 
 class JobSink final : public engine::OutputSink {
  public:
-  JobSink(std::shared_ptr<Job> job, std::shared_ptr<Responder> responder, size_t index)
+  JobSink(std::shared_ptr<Job> job, std::shared_ptr<net::Responder> responder, size_t index)
       : job_(std::move(job)), responder_(std::move(responder)), index_(index) {}
   void on_output(engine::EngineOutput output) override {
     responder_->post([job = job_, i = index_, o = std::move(output)]() mutable {
@@ -107,7 +107,7 @@ class JobSink final : public engine::OutputSink {
 
  private:
   std::shared_ptr<Job> job_;
-  std::shared_ptr<Responder> responder_;
+  std::shared_ptr<net::Responder> responder_;
   size_t index_;
 };
 
@@ -167,7 +167,7 @@ void Job::start() {
                                 {"total_tokens", choices_[i].num_prompt_tokens},
                                 {"completion_tokens", 0}};
         }
-        responder_->write(sse_event(chunk));
+        responder_->write(net::sse_event(chunk));
       }
     }
   }
@@ -192,8 +192,8 @@ void Job::fail(const ApiError& error) {
   abort_unfinished();
   if (gone_) return;
   if (stream_started_) {
-    responder_->write(sse_data(error_body(error)));
-    responder_->write(sse_done());
+    responder_->write(net::sse_data(error_body(error)));
+    responder_->write(net::sse_done());
     responder_->end_stream();
   } else {
     responder_->send(error_response(error, ctx_->retry_after_seconds));
@@ -311,7 +311,7 @@ void Job::stream_output(size_t index, const engine::EngineOutput& out, const Jso
                           {"total_tokens", c.num_prompt_tokens + c.num_output_tokens},
                           {"completion_tokens", c.num_output_tokens}};
   }
-  responder_->write(sse_event(chunk));
+  responder_->write(net::sse_event(chunk));
 }
 
 Json Job::total_usage() const {
@@ -336,9 +336,9 @@ void Job::finish_stream() {
     Json usage = total_usage();
     if (usage["prompt_tokens_details"].is_null()) usage.erase("prompt_tokens_details");
     chunk["usage"] = std::move(usage);
-    responder_->write(sse_event(chunk));
+    responder_->write(net::sse_event(chunk));
   }
-  responder_->write(sse_done());
+  responder_->write(net::sse_done());
   responder_->end_stream();
 }
 
@@ -364,15 +364,15 @@ void Job::send_full_response() {
   }
   body["choices"] = std::move(choices);
   body["usage"] = total_usage();
-  HttpResponse r;
-  r.body = dump_json(body);
+  net::HttpResponse r;
+  r.body = net::dump_json(body);
   responder_->send(std::move(r));
 }
 
 }  // namespace
 
 void start_generation_job(const JobContext* context, JobSpec spec,
-                          std::shared_ptr<Responder> responder) {
+                          std::shared_ptr<net::Responder> responder) {
   auto job = std::make_shared<Job>(context, std::move(spec), std::move(responder));
   job->start();
 }

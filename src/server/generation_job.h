@@ -15,8 +15,8 @@
 #include "engine/llm_engine.h"
 #include "engine/sampling_params.h"
 #include "model/config.h"  // before llm_engine.h, which uses ModelConfig
+#include "net/http_server.h"
 #include "server/api_error.h"
-#include "server/http_server.h"
 #include "server/server_metrics.h"
 #include "tokenizer/tokenizer.h"
 
@@ -57,9 +57,9 @@ struct JobSpec {
 // Submits the engine requests and answers through `responder` (possibly right away with an
 // error: 503 + Retry-After when the engine queue is full, 400 for prompts it refuses).
 void start_generation_job(const JobContext* context, JobSpec spec,
-                          std::shared_ptr<Responder> responder);
+                          std::shared_ptr<net::Responder> responder);
 
 // A complete error response (JSON body; Retry-After added for 503).
-HttpResponse error_response(const ApiError& error, int retry_after_seconds = 1);
+net::HttpResponse error_response(const ApiError& error, int retry_after_seconds = 1);
 
 }  // namespace moeserve::server

@@ -5,9 +5,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "core/logging.h"
+#include "net/sse.h"
 #include "server/api_error.h"
 #include "server/response_format.h"
-#include "server/sse.h"
 
 #ifndef MOESERVE_VERSION
 #define MOESERVE_VERSION "0.0.0"
@@ -16,14 +16,14 @@
 namespace moeserve::server {
 namespace {
 
-HttpResponse json_response(const Json& body, int status = 200) {
-  HttpResponse r;
+net::HttpResponse json_response(const Json& body, int status = 200) {
+  net::HttpResponse r;
   r.status = status;
-  r.body = dump_json(body);
+  r.body = net::dump_json(body);
   return r;
 }
 
-HttpResponse detail_response(int status, const char* detail) {
+net::HttpResponse detail_response(int status, const char* detail) {
   return json_response(Json{{"detail", detail}}, status);
 }
 
@@ -70,7 +70,7 @@ StatusOr<std::unique_ptr<OpenAiService>> OpenAiService::create(
   return s;
 }
 
-void OpenAiService::handle(HttpRequest req, std::shared_ptr<Responder> responder) {
+void OpenAiService::handle(net::HttpRequest req, std::shared_ptr<net::Responder> responder) {
   try {
     const std::string& path = req.path;
     const bool is_get = req.method == "GET";
@@ -88,7 +88,7 @@ void OpenAiService::handle(HttpRequest req, std::shared_ptr<Responder> responder
     };
     if (path == "/health") {
       if (!need(is_get)) return;
-      HttpResponse r;
+      net::HttpResponse r;
       r.status = engine_->healthy() ? 200 : 503;
       r.content_type = "application/json";
       responder->send(std::move(r));
@@ -100,7 +100,7 @@ void OpenAiService::handle(HttpRequest req, std::shared_ptr<Responder> responder
     }
     if (path == "/metrics") {
       if (!need(is_get)) return;
-      HttpResponse r;
+      net::HttpResponse r;
       r.content_type = "text/plain; version=0.0.4; charset=utf-8";
       r.body = metrics_->render(engine_->stats());
       responder->send(std::move(r));
@@ -151,7 +151,7 @@ void OpenAiService::handle(HttpRequest req, std::shared_ptr<Responder> responder
   }
 }
 
-HttpResponse OpenAiService::handle_models() const {
+net::HttpResponse OpenAiService::handle_models() const {
   Json data = Json::array();
   for (const auto& name : config_.served_model_names) {
     data.push_back(model_card(name, config_.model_root, engine_->max_model_len(), created_));
@@ -278,7 +278,7 @@ JobSpec base_spec(const GenerationRequest& gen, const JobContext& jc, JobKind ki
 
 }  // namespace
 
-void OpenAiService::handle_completion(const Json& body, std::shared_ptr<Responder> responder) {
+void OpenAiService::handle_completion(const Json& body, std::shared_ptr<net::Responder> responder) {
   ApiResult<CompletionRequest> parsed = parse_completion_request(body);
   if (const ApiError* e = as_error(parsed)) return responder->send(error_response(*e));
   CompletionRequest& req = std::get<CompletionRequest>(parsed);
@@ -313,7 +313,7 @@ void OpenAiService::handle_completion(const Json& body, std::shared_ptr<Responde
   start_generation_job(&job_context_, std::move(spec), std::move(responder));
 }
 
-void OpenAiService::handle_chat(const Json& body, std::shared_ptr<Responder> responder) {
+void OpenAiService::handle_chat(const Json& body, std::shared_ptr<net::Responder> responder) {
   ApiResult<ChatCompletionRequest> parsed = parse_chat_request(body);
   if (const ApiError* e = as_error(parsed)) return responder->send(error_response(*e));
   ChatCompletionRequest& req = std::get<ChatCompletionRequest>(parsed);
@@ -347,7 +347,7 @@ void OpenAiService::handle_chat(const Json& body, std::shared_ptr<Responder> res
   start_generation_job(&job_context_, std::move(spec), std::move(responder));
 }
 
-HttpResponse OpenAiService::handle_tokenize(const Json& body) const {
+net::HttpResponse OpenAiService::handle_tokenize(const Json& body) const {
   ApiResult<TokenizeRequest> parsed = parse_tokenize_request(body);
   if (const ApiError* e = as_error(parsed)) return error_response(*e);
   const TokenizeRequest& req = std::get<TokenizeRequest>(parsed);
@@ -374,7 +374,7 @@ HttpResponse OpenAiService::handle_tokenize(const Json& body) const {
   return json_response(out);
 }
 
-HttpResponse OpenAiService::handle_detokenize(const Json& body) const {
+net::HttpResponse OpenAiService::handle_detokenize(const Json& body) const {
   ApiResult<DetokenizeRequest> parsed = parse_detokenize_request(body);
   if (const ApiError* e = as_error(parsed)) return error_response(*e);
   const DetokenizeRequest& req = std::get<DetokenizeRequest>(parsed);

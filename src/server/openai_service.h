@@ -1,5 +1,6 @@
 // The OpenAI-compatible API as vLLM serves it (routes, auth, model names, tokenization, chat
-// templates, max_tokens resolution) on top of an LlmEngine: an HttpHandler for HttpServer.
+// templates, max_tokens resolution) on top of an LlmEngine: an net::HttpHandler for
+// net::HttpServer.
 //
 // Routes: POST /v1/completions, POST /v1/chat/completions, GET /v1/models, GET /health,
 // GET /version, POST /tokenize, POST /detokenize, GET /metrics. With an API key, /v1/*
@@ -19,8 +20,8 @@
 #include "engine/llm_engine.h"
 #include "engine/sampling_params.h"
 #include "model/config.h"  // before llm_engine.h, which uses ModelConfig
+#include "net/http_server.h"
 #include "server/generation_job.h"
-#include "server/http_server.h"
 #include "server/protocol.h"
 #include "server/server_metrics.h"
 #include "tokenizer/tokenizer.h"
@@ -40,7 +41,7 @@ struct ServiceConfig {
   net::JsonLimits json_limits;
 };
 
-class OpenAiService final : public HttpHandler {
+class OpenAiService final : public net::HttpHandler {
  public:
   // `engine` and `metrics` must outlive the service; `tokenizer` may be null (token-id
   // prompts only). Fails when the tokenizer's chat template does not parse.
@@ -49,7 +50,7 @@ class OpenAiService final : public HttpHandler {
                                                          std::shared_ptr<const Tokenizer> tokenizer,
                                                          ServerMetrics* metrics);
 
-  void handle(HttpRequest request, std::shared_ptr<Responder> responder) override;
+  void handle(net::HttpRequest request, std::shared_ptr<net::Responder> responder) override;
 
   // While draining, new generation requests get 503 (in-flight ones finish).
   void set_draining(bool draining) { draining_.store(draining); }
@@ -57,11 +58,11 @@ class OpenAiService final : public HttpHandler {
  private:
   OpenAiService() = default;
 
-  HttpResponse handle_models() const;
-  HttpResponse handle_tokenize(const Json& body) const;
-  HttpResponse handle_detokenize(const Json& body) const;
-  void handle_completion(const Json& body, std::shared_ptr<Responder> responder);
-  void handle_chat(const Json& body, std::shared_ptr<Responder> responder);
+  net::HttpResponse handle_models() const;
+  net::HttpResponse handle_tokenize(const Json& body) const;
+  net::HttpResponse handle_detokenize(const Json& body) const;
+  void handle_completion(const Json& body, std::shared_ptr<net::Responder> responder);
+  void handle_chat(const Json& body, std::shared_ptr<net::Responder> responder);
 
   std::optional<ApiError> check_model(const std::optional<std::string>& model) const;
   // Bounds on what a generation request may make the server hold, checked before anything is

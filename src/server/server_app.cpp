@@ -116,11 +116,11 @@ StatusOr<std::unique_ptr<ServerApp>> ServerApp::start(const ServeOptions& o) {
                                                   app->engine_->max_model_len(), cache, dp_rank);
   MS_ASSIGN_OR_RETURN(
       app->service_, OpenAiService::create(sc, app->engine_.get(), tokenizer, app->metrics_.get()));
-  HttpServerOptions ho = o.http;
+  net::HttpServerOptions ho = o.http;
   ho.host = o.host;
   ho.port = o.port;
   ho.num_threads = o.http_threads;
-  MS_ASSIGN_OR_RETURN(app->http_, HttpServer::start(ho, app->service_.get()));
+  MS_ASSIGN_OR_RETURN(app->http_, net::HttpServer::start(ho, app->service_.get()));
   return app;
 }
 

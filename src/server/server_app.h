@@ -14,8 +14,8 @@
 #include "core/status.h"
 #include "kv_events/kv_event_publisher.h"
 #include "moe/ep_backend.h"
+#include "net/http_server.h"
 #include "nlohmann/json.hpp"
-#include "server/http_server.h"
 #include "server/openai_service.h"
 #include "server/server_metrics.h"
 
@@ -48,7 +48,7 @@ struct ServeOptions {
   std::optional<uint64_t> seed;
   std::string kv_events_config;  // vLLM's --kv-events-config JSON; empty: no KV events
   int http_threads = 2;
-  HttpServerOptions http;  // host/port/num_threads above take precedence
+  net::HttpServerOptions http;  // host/port/num_threads above take precedence
   // Data-parallel rank with expert-parallel MoE (`--data-parallel-size N
   // --enable-expert-parallel`): the rank's group (rank and size come from it). The model is
   // loaded with this rank's share of the experts and the engine steps in lockstep with the
@@ -68,7 +68,7 @@ class ServerApp {
   uint16_t port() const { return http_->port(); }
   engine::LlmEngine& engine() { return *engine_; }
   ServerMetrics& metrics() { return *metrics_; }
-  HttpServer& http() { return *http_; }
+  net::HttpServer& http() { return *http_; }
 
   // Stops accepting connections and new requests; with `drain`, waits (at most
   // `drain_timeout_s`) for in-flight requests to finish and their responses to be written;
@@ -82,7 +82,7 @@ class ServerApp {
   std::unique_ptr<engine::LlmEngine> engine_;
   std::unique_ptr<ServerMetrics> metrics_;
   std::unique_ptr<OpenAiService> service_;
-  std::unique_ptr<HttpServer> http_;
+  std::unique_ptr<net::HttpServer> http_;
   bool stopped_ = false;
 };
 

@@ -35,7 +35,7 @@ const std::vector<double> kIterationBuckets = {1,   8,    16,   32,   64,   128,
 ServerMetrics::ServerMetrics(std::string model_name, int32_t max_model_len,
                              const CacheConfigInfo& cache, int engine_index)
     : labels_{{"model_name", std::move(model_name)}, {"engine", std::to_string(engine_index)}} {
-  MetricsRegistry& r = registry_;
+  net::MetricsRegistry& r = registry_;
   r.add_gauge("vllm:num_requests_running", "Number of requests in model execution batches.");
   r.add_gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.");
   r.add_gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.");
@@ -109,15 +109,15 @@ ServerMetrics::ServerMetrics(std::string model_name, int32_t max_model_len,
   // Series that exist from the start, as prometheus_client shows them once labelled.
   for (engine::FinishReason reason :
        {engine::FinishReason::kStop, engine::FinishReason::kLength, engine::FinishReason::kAbort}) {
-    Labels l = labels_;
+    net::Labels l = labels_;
     l.emplace_back("finished_reason", std::string(engine::finish_reason_name(reason)));
     r.counter_add("vllm:request_success", l, 0.0);
   }
 }
 
 void ServerMetrics::observe_request(const RequestRecord& rec) {
-  MetricsRegistry& r = registry_;
-  Labels l = labels_;
+  net::MetricsRegistry& r = registry_;
+  net::Labels l = labels_;
   l.emplace_back("finished_reason", std::string(engine::finish_reason_name(rec.finish_reason)));
   r.counter_add("vllm:request_success", l, 1.0);
   r.histogram_observe("vllm:e2e_request_latency_seconds", labels_, rec.e2e_seconds);
@@ -150,7 +150,7 @@ void ServerMetrics::observe_request(const RequestRecord& rec) {
 }
 
 std::string ServerMetrics::render(const engine::EngineStats& s) {
-  MetricsRegistry& r = registry_;
+  net::MetricsRegistry& r = registry_;
   r.gauge_set("vllm:num_requests_running", labels_, s.num_running);
   r.gauge_set("vllm:num_requests_waiting", labels_, s.num_waiting);
   r.gauge_set("vllm:kv_cache_usage_perc", labels_, s.kv_cache_usage);
@@ -167,7 +167,7 @@ std::string ServerMetrics::render(const engine::EngineStats& s) {
               static_cast<double>(BpeModel::cache_entries_in_process()));
   if (const auto& load = s.expert_load) {
     for (size_t l = 0; l < load->layer_ids.size(); ++l) {
-      Labels ll = labels_;
+      net::Labels ll = labels_;
       ll.emplace_back("layer", std::to_string(load->layer_ids[l]));
       r.gauge_set("moeserve:eplb_balancedness", ll, load->balancedness[l]);
       ll.emplace_back("expert", "");

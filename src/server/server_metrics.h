@@ -13,8 +13,8 @@
 
 #include "engine/llm_engine.h"
 #include "model/config.h"  // before llm_engine.h, which uses ModelConfig
+#include "net/metrics_registry.h"
 #include "nlohmann/json.hpp"
-#include "server/metrics_registry.h"
 
 namespace moeserve::server {
 
@@ -33,7 +33,7 @@ struct RequestRecord {
   std::optional<engine::RequestPhaseTimes> phase_times;
 };
 
-// Labels of vllm:cache_config_info.
+// net::Labels of vllm:cache_config_info.
 struct CacheConfigInfo {
   int32_t block_size = 16;
   int32_t num_gpu_blocks = 0;
@@ -53,12 +53,12 @@ class ServerMetrics {
   // Refreshes the engine-side series from `stats` and renders the whole text.
   std::string render(const engine::EngineStats& stats);
 
-  const Labels& labels() const { return labels_; }
-  MetricsRegistry& registry() { return registry_; }
+  const net::Labels& labels() const { return labels_; }
+  net::MetricsRegistry& registry() { return registry_; }
 
  private:
-  Labels labels_;
-  MetricsRegistry registry_;
+  net::Labels labels_;
+  net::MetricsRegistry registry_;
 };
 
 // GET /eplb/load: {"layers": [model layer of each MoE layer], "load": [[tokens per logical

@@ -1,9 +1,9 @@
-// Prefix hashing and indexes, Prometheus parsing, endpoint lists and the endpoint pool.
+// Prefix hashing and indexes, engine metrics from a scrape, endpoint lists and the endpoint pool.
 #include "gtest/gtest.h"
 #include "router/approx_prefix_index.h"
 #include "router/endpoint_pool.h"
+#include "router/engine_metrics.h"
 #include "router/prefix_hash.h"
-#include "router/prometheus_text.h"
 #include "router/request_parser.h"
 #include "router/token_block_hasher.h"
 #include "xxhash.h"
@@ -83,23 +83,17 @@ TEST(TokenBlockHasher, CanonicalCborFnv) {
   EXPECT_NE(h.root("m"), h.root("n"));
 }
 
-TEST(PrometheusText, ParsesVllmMetrics) {
+TEST(EngineMetrics, ExtractsVllmGauges) {
   const char* text =
-      "# HELP vllm:num_requests_waiting Number of requests waiting.\n"
-      "# TYPE vllm:num_requests_waiting gauge\n"
       "vllm:num_requests_waiting{engine=\"0\",model_name=\"m\"} 3.0\n"
       "vllm:num_requests_waiting{engine=\"1\",model_name=\"m\"} 2.0\n"
       "vllm:num_requests_running{engine=\"0\",model_name=\"m\"} 7\n"
       "vllm:gpu_cache_usage_perc{model_name=\"m\"} 0.9\n"
       "vllm:kv_cache_usage_perc{engine=\"0\",model_name=\"m\"} 0.25 1700000000000\n"
       "vllm:cache_config_info{block_size=\"16\",cache_dtype=\"auto\",num_gpu_blocks=\"4096\","
-      "enable_prefix_caching=\"True\"} 1.0\n"
-      "vllm:prompt_tokens_total{model_name=\"a \\\"q\\\" b\"} 1e3\n";
-  auto samples = parse_prometheus_text(text);
+      "enable_prefix_caching=\"True\"} 1.0\n";
+  auto samples = net::parse_prometheus_text(text);
   ASSERT_TRUE(samples.ok()) << samples.status();
-  ASSERT_EQ(samples->size(), 7u);
-  EXPECT_EQ((*samples)[6].labels.at("model_name"), "a \"q\" b");
-  EXPECT_DOUBLE_EQ((*samples)[6].value, 1000);
   auto m = extract_engine_metrics(*samples);
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_DOUBLE_EQ(m->waiting, 5);
@@ -108,14 +102,12 @@ TEST(PrometheusText, ParsesVllmMetrics) {
   EXPECT_EQ(m->block_size, 16);
   EXPECT_EQ(m->num_gpu_blocks, 4096);
 
-  auto old = parse_prometheus_text(
+  auto old = net::parse_prometheus_text(
       "vllm:num_requests_waiting 0\nvllm:gpu_cache_usage_perc{x=\"y\"} 0.5\n");
   ASSERT_TRUE(old.ok());
   EXPECT_DOUBLE_EQ(extract_engine_metrics(*old)->kv_usage, 0.5);  // fallback
 
-  EXPECT_FALSE(parse_prometheus_text("vllm:x{a=\"b} 1\n").ok());
-  EXPECT_FALSE(parse_prometheus_text("vllm:x notanumber\n").ok());
-  auto unrelated = parse_prometheus_text("process_cpu_seconds_total 5\n");
+  auto unrelated = net::parse_prometheus_text("process_cpu_seconds_total 5\n");
   ASSERT_TRUE(unrelated.ok());
   EXPECT_FALSE(extract_engine_metrics(*unrelated).ok());
 }
@@ -184,37 +176,6 @@ TEST(RequestParser, CompletionAndChat) {
   EXPECT_EQ(ch->prompt_text, msgs.dump());
   EXPECT_FALSE(make_scheduling_request("/v1/chat/completions", {{"prompt", "x"}}, {}, "r").ok());
   EXPECT_FALSE(make_scheduling_request("/v1/completions", nlohmann::json::array(), {}, "r").ok());
-}
-
-TEST(PrometheusText, MergesRankFamiliesOnce) {
-  const std::string rank0 =
-      "# HELP vllm:num_requests_running Running.\n# TYPE vllm:num_requests_running gauge\n"
-      "vllm:num_requests_running{engine=\"0\",model_name=\"m\"} 1\n"
-      "# HELP vllm:e2e_request_latency_seconds E2E.\n"
-      "# TYPE vllm:e2e_request_latency_seconds histogram\n"
-      "vllm:e2e_request_latency_seconds_bucket{engine=\"0\",le=\"+Inf\"} 2\n"
-      "vllm:e2e_request_latency_seconds_count{engine=\"0\"} 2\n"
-      "# HELP process_cpu_seconds_total CPU.\n# TYPE process_cpu_seconds_total counter\n"
-      "process_cpu_seconds_total 3\n";
-  std::string rank1 = rank0;
-  for (size_t p = rank1.find("engine=\"0\""); p != std::string::npos;
-       p = rank1.find("engine=\"0\"", p)) {
-    rank1.replace(p, 10, "engine=\"1\"");
-  }
-  const std::string merged = merge_exposition_families({rank0, rank1}, "vllm:");
-  auto count = [&](const std::string& what) {
-    size_t n = 0;
-    for (size_t p = merged.find(what); p != std::string::npos; p = merged.find(what, p + 1)) ++n;
-    return n;
-  };
-  EXPECT_EQ(count("# TYPE vllm:num_requests_running gauge"), 1u) << merged;
-  EXPECT_EQ(count("# TYPE vllm:e2e_request_latency_seconds histogram"), 1u) << merged;
-  EXPECT_EQ(count("vllm:num_requests_running{engine="), 2u) << merged;
-  EXPECT_EQ(count("vllm:e2e_request_latency_seconds_count{engine=\"1\"} 2"), 1u) << merged;
-  EXPECT_EQ(count("process_cpu"), 0u) << merged;
-  auto samples = parse_prometheus_text(merged);
-  ASSERT_TRUE(samples.ok()) << samples.status();
-  EXPECT_EQ(samples->size(), 6u);
 }
 
 }  // namespace

@@ -14,7 +14,10 @@
 // the strand) and never block; a slow reader cannot make them block either: past
 // `max_pending_write_bytes` of unsent output the connection is treated as gone.
 //
-// This header has no Beast/Asio includes; they are confined to http_server.cpp.
+// One implementation serves every HTTP port of the project: `moeserve serve`'s API, the
+// router's proxy (`moeserve route`) and the data-parallel front. This header has no
+// Beast/Asio includes; they are confined to http_server.cpp (and http_server_asio.h for the
+// code that runs Asio coroutines on an exchange's strand).
 #pragma once
 
 #include <chrono>
@@ -29,7 +32,7 @@
 
 #include "core/status.h"
 
-namespace moeserve::server {
+namespace moeserve::net {
 
 using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
 
@@ -46,8 +49,8 @@ struct HttpRequest {
 
 struct HttpResponse {
   int status = 200;
-  std::string content_type = "application/json";
-  HttpHeaders headers;  // extra headers (e.g. Retry-After)
+  std::string content_type = "application/json";  // empty: no content-type header
+  HttpHeaders headers;                            // extra headers (e.g. Retry-After)
   std::string body;
 };
 
@@ -57,10 +60,21 @@ class Responder {
  public:
   virtual ~Responder() = default;
   virtual void send(HttpResponse response) = 0;
-  // Status line and headers of a chunked (Transfer-Encoding: chunked) response.
+  // Status line and headers of a chunked (Transfer-Encoding: chunked) response, with
+  // content-type and cache-control: no-cache.
   virtual void start_stream(int status, std::string content_type, HttpHeaders headers = {}) = 0;
+  // Status line and exactly `headers` (a relayed response's), framed by content-length when
+  // it is given (the writes then carry exactly that many bytes, unframed), else chunked.
+  virtual void start_response(int status, HttpHeaders headers,
+                              std::optional<uint64_t> content_length) = 0;
   virtual void write(std::string data) = 0;  // one chunk; empty data is skipped
   virtual void end_stream() = 0;
+  // Closes the connection at once, cutting the response short (a relayed response whose
+  // source failed midway); on_close does not run.
+  virtual void abort() = 0;
+  // `fn` runs once, on the strand, when every byte queued so far has been written or the
+  // connection has closed (after on_close). For producers that must not outrun the client.
+  virtual void on_drained(std::function<void()> fn) = 0;
   // Runs `fn` on the connection's strand (after what is already queued there).
   virtual void post(std::function<void()> fn) = 0;
   // `fn` runs once, on the strand, if the client disconnects before the response ends (or
@@ -86,6 +100,10 @@ struct HttpServerOptions {
   std::chrono::milliseconds idle_timeout{75000};   // keep-alive wait for the next request
   std::chrono::milliseconds write_timeout{60000};  // one write making no progress
   size_t max_pending_write_bytes = 64u << 20;
+  int listen_backlog = 0;  // 0: the system's maximum (SOMAXCONN)
+  // Called (on an I/O thread) with the status of every error the server answers by itself,
+  // before any handler sees the request: 413 (body), 431 (headers), 400 (malformed).
+  std::function<void(int status)> on_protocol_error;
 };
 
 class HttpServer {
@@ -114,4 +132,4 @@ class HttpServer {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace moeserve::server
+}  // namespace moeserve::net

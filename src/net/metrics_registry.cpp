@@ -1,81 +1,12 @@
-#include "server/metrics_registry.h"
+#include "net/metrics_registry.h"
 
-#include <cmath>
+#include <cstdio>
+#include <cstdlib>
 
 #include "core/status.h"
-#include "engine/sampling_params.h"
+#include "net/prometheus_text.h"
 
-namespace moeserve::server {
-
-std::string prometheus_number(double v) {
-  if (std::isnan(v)) return "NaN";
-  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
-  std::string s = engine::py_float_repr(v);
-  if (v > 0) {
-    const size_t dot = s.find('.');
-    if (dot != std::string::npos && dot > 6 && s.find('e') == std::string::npos) {
-      std::string mantissa = s.substr(0, 1) + "." + s.substr(1, dot - 1) + s.substr(dot + 1);
-      while (!mantissa.empty() && (mantissa.back() == '0' || mantissa.back() == '.')) {
-        mantissa.pop_back();
-      }
-      const size_t exp = dot - 1;
-      return absl::StrCat(mantissa, "e+", exp < 10 ? "0" : "", exp);
-    }
-  }
-  return s;
-}
-
-std::string escape_label_value(std::string_view v) {
-  std::string out;
-  out.reserve(v.size());
-  for (char c : v) {
-    if (c == '\\') {
-      out += "\\\\";
-    } else if (c == '"') {
-      out += "\\\"";
-    } else if (c == '\n') {
-      out += "\\n";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
-namespace {
-
-std::string render_labels(const Labels& labels, const std::string* le = nullptr) {
-  if (labels.empty() && le == nullptr) return "";
-  std::string out = "{";
-  bool first = true;
-  for (const auto& [k, v] : labels) {
-    if (!first) out += ",";
-    first = false;
-    absl::StrAppend(&out, k, "=\"", escape_label_value(v), "\"");
-  }
-  if (le != nullptr) {
-    if (!first) out += ",";
-    absl::StrAppend(&out, "le=\"", *le, "\"");
-  }
-  out += "}";
-  return out;
-}
-
-std::string escape_help(std::string_view v) {
-  std::string out;
-  for (char c : v) {
-    if (c == '\\') {
-      out += "\\\\";
-    } else if (c == '\n') {
-      out += "\\n";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
-}  // namespace
+namespace moeserve::net {
 
 void MetricsRegistry::add_counter(std::string name, std::string help) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -172,30 +103,26 @@ std::string MetricsRegistry::render() const {
     const char* type = f.type == Type::kCounter ? "counter"
                        : f.type == Type::kGauge ? "gauge"
                                                 : "histogram";
-    absl::StrAppend(&out, "# HELP ", full, " ", escape_help(f.help), "\n");
-    absl::StrAppend(&out, "# TYPE ", full, " ", type, "\n");
+    append_family_header(&out, full, type, f.help);
     for (const auto& [labels, s] : f.series) {
       if (f.type != Type::kHistogram) {
-        absl::StrAppend(&out, full, render_labels(labels), " ", prometheus_number(s.value), "\n");
+        append_sample(&out, full, labels, s.value);
         continue;
       }
+      const std::string bucket = name + "_bucket";
       double cumulative = 0.0;
       for (size_t i = 0; i < f.upper_bounds.size(); ++i) {
         cumulative += s.bucket_counts[i];
         const std::string le = prometheus_number(f.upper_bounds[i]);
-        absl::StrAppend(&out, name, "_bucket", render_labels(labels, &le), " ",
-                        prometheus_number(cumulative), "\n");
+        append_sample(&out, bucket, labels, cumulative, &le);
       }
       const std::string inf = "+Inf";
-      absl::StrAppend(&out, name, "_bucket", render_labels(labels, &inf), " ",
-                      prometheus_number(s.count), "\n");
-      absl::StrAppend(&out, name, "_count", render_labels(labels), " ", prometheus_number(s.count),
-                      "\n");
-      absl::StrAppend(&out, name, "_sum", render_labels(labels), " ", prometheus_number(s.sum),
-                      "\n");
+      append_sample(&out, bucket, labels, s.count, &inf);
+      append_sample(&out, name + "_count", labels, s.count);
+      append_sample(&out, name + "_sum", labels, s.sum);
     }
   }
   return out;
 }
 
-}  // namespace moeserve::server
+}  // namespace moeserve::net

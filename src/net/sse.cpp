@@ -1,6 +1,6 @@
-#include "server/sse.h"
+#include "net/sse.h"
 
-namespace moeserve::server {
+namespace moeserve::net {
 
 std::string dump_json(const nlohmann::ordered_json& value) {
   return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -23,4 +23,4 @@ std::string sse_done() {
   return "data: [DONE]\n\n";
 }
 
-}  // namespace moeserve::server
+}  // namespace moeserve::net

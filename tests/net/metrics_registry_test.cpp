@@ -1,8 +1,8 @@
-#include "server/metrics_registry.h"
+#include "net/metrics_registry.h"
 
 #include <gtest/gtest.h>
 
-namespace moeserve::server {
+namespace moeserve::net {
 namespace {
 
 TEST(PrometheusNumber, MatchesPrometheusClient) {
@@ -71,4 +71,4 @@ TEST(MetricsRegistry, SeriesPerLabelSet) {
 }
 
 }  // namespace
-}  // namespace moeserve::server
+}  // namespace moeserve::net

@@ -2,7 +2,8 @@
 // the text exposition format 0.0.4 the way Python's prometheus_client writes it (what vLLM
 // serves): `# HELP`/`# TYPE` per family, counters named `<name>_total`, histograms as
 // `_bucket{le=…}` (cumulative, ending with le="+Inf"), `_count` and `_sum`, numbers in Go's
-// float format ("1.0", "0.001", "1e+06", "+Inf").
+// float format ("1.0", "0.001", "1e+06", "+Inf"); the lines are written by
+// net/prometheus_text.h.
 //
 // Thread-safety: every method may be called from any thread (one internal mutex).
 #pragma once
@@ -15,11 +16,9 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "net/prometheus_text.h"
 
-namespace moeserve::server {
-
-// Label name/value pairs, rendered in the given order.
-using Labels = std::vector<std::pair<std::string, std::string>>;
+namespace moeserve::net {
 
 class MetricsRegistry {
  public:
@@ -62,9 +61,4 @@ class MetricsRegistry {
   std::vector<std::pair<std::string, Family>> families_ ABSL_GUARDED_BY(mu_);
 };
 
-// prometheus_client's floatToGoString.
-std::string prometheus_number(double v);
-// Escapes a label value (backslash, double quote, newline).
-std::string escape_label_value(std::string_view v);
-
-}  // namespace moeserve::server
+}  // namespace moeserve::net

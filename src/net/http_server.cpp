@@ -1,4 +1,4 @@
-#include "server/http_server.h"
+#include "net/http_server.h"
 
 #include <atomic>
 #include <deque>
@@ -14,9 +14,11 @@
 #include "boost/beast/core.hpp"
 #include "boost/beast/http.hpp"
 #include "core/logging.h"
-#include "server/api_error.h"
+#include "core/status.h"
+#include "net/http_error.h"
+#include "net/http_server_asio.h"
 
-namespace moeserve::server {
+namespace moeserve::net {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -99,6 +101,7 @@ class Session : public std::enable_shared_from_this<Session> {
       fn();
     }
     on_close_ = nullptr;
+    run_drained();
   }
 
   void send(uint64_t ex, HttpResponse r) {
@@ -107,7 +110,7 @@ class Session : public std::enable_shared_from_this<Session> {
     response_done_ = true;
     on_close_ = nullptr;
     std::string out = status_line(r.status);
-    absl::StrAppend(&out, "content-type: ", r.content_type, "\r\n");
+    if (!r.content_type.empty()) absl::StrAppend(&out, "content-type: ", r.content_type, "\r\n");
     absl::StrAppend(&out, "content-length: ", r.body.size(), "\r\n");
     for (const auto& [k, v] : r.headers) absl::StrAppend(&out, k, ": ", v, "\r\n");
     if (!keep_alive_) out += "connection: close\r\n";
@@ -120,6 +123,7 @@ class Session : public std::enable_shared_from_this<Session> {
                     const HttpHeaders& headers) {
     if (!current(ex) || response_started_) return;
     response_started_ = true;
+    chunked_ = true;
     std::string out = status_line(status);
     absl::StrAppend(&out, "content-type: ", content_type, "\r\n");
     out += "transfer-encoding: chunked\r\ncache-control: no-cache\r\n";
@@ -129,8 +133,26 @@ class Session : public std::enable_shared_from_this<Session> {
     queue(std::move(out));
   }
 
+  void start_response(uint64_t ex, int status, const HttpHeaders& headers,
+                      std::optional<uint64_t> content_length) {
+    if (!current(ex) || response_started_) return;
+    response_started_ = true;
+    chunked_ = !content_length.has_value();
+    std::string out = status_line(status);
+    for (const auto& [k, v] : headers) absl::StrAppend(&out, k, ": ", v, "\r\n");
+    if (content_length) {
+      absl::StrAppend(&out, "content-length: ", *content_length, "\r\n");
+    } else {
+      out += "transfer-encoding: chunked\r\n";
+    }
+    if (!keep_alive_) out += "connection: close\r\n";
+    out += "\r\n";
+    queue(std::move(out));
+  }
+
   void write_chunk(uint64_t ex, std::string data) {
     if (!current(ex) || !response_started_ || response_done_ || data.empty()) return;
+    if (!chunked_) return queue(std::move(data));
     std::string out = absl::StrCat(absl::Hex(data.size()), "\r\n");
     out += data;
     out += "\r\n";
@@ -141,7 +163,26 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!current(ex) || !response_started_ || response_done_) return;
     response_done_ = true;
     on_close_ = nullptr;
+    if (!chunked_) {
+      // Nothing to frame: the exchange ends once the queued bytes are out.
+      if (out_.empty() && !writing_) finish_exchange();
+      return;
+    }
     queue("0\r\n\r\n");
+  }
+
+  void abort(uint64_t ex) {
+    if (ex != exchange_ || phase_ == Phase::kClosed) return;
+    on_close_ = nullptr;
+    close();
+  }
+
+  void add_drained(uint64_t ex, std::function<void()> fn) {
+    if (ex != exchange_ || phase_ == Phase::kClosed || (out_.empty() && !writing_)) {
+      fn();
+      return;
+    }
+    drained_.push_back(std::move(fn));
   }
 
   void set_on_close(uint64_t ex, std::function<void()> fn) {
@@ -202,11 +243,16 @@ class Session : public std::enable_shared_from_this<Session> {
   void on_read_error(beast::error_code ec) {
     read_timer_.cancel();
     if (phase_ == Phase::kClosed) return;
+    const auto answered = [this](int status) {
+      if (server_->opts.on_protocol_error) server_->opts.on_protocol_error(status);
+    };
     if (ec == http::error::body_limit) {
+      answered(413);
       return reply_and_close(413, absl::StrCat("Request body too large (the limit is ",
                                                server_->opts.body_limit, " bytes)."));
     }
     if (ec == http::error::header_limit) {
+      answered(431);
       return reply_and_close(431, "Request headers too large.");
     }
     if (is_peer_gone(ec) ||
@@ -215,6 +261,7 @@ class Session : public std::enable_shared_from_this<Session> {
       close();
       return;
     }
+    answered(400);
     reply_and_close(400, absl::StrCat("Malformed HTTP request: ", ec.message()));
   }
 
@@ -225,10 +272,11 @@ class Session : public std::enable_shared_from_this<Session> {
     ++exchange_;
     response_started_ = false;
     response_done_ = false;
+    chunked_ = false;
     keep_alive_ = false;
-    ApiError err{status, status == 413 ? "PayloadTooLargeError" : "BadRequestError",
-                 std::move(message), std::nullopt};
-    send(exchange_, HttpResponse{status, "application/json", {}, error_body(err)});
+    const char* type = status == 413 ? "PayloadTooLargeError" : "BadRequestError";
+    send(exchange_,
+         HttpResponse{status, "application/json", {}, error_body(status, type, message)});
   }
 
   void on_body(beast::error_code ec) {
@@ -251,6 +299,7 @@ class Session : public std::enable_shared_from_this<Session> {
     ++exchange_;
     response_started_ = false;
     response_done_ = false;
+    chunked_ = false;
     on_close_ = nullptr;
     start_watch();
     server_->handler->handle(std::move(req), make_responder());
@@ -324,7 +373,14 @@ class Session : public std::enable_shared_from_this<Session> {
     out_bytes_ -= out_.front().size();
     out_.pop_front();
     if (!out_.empty()) return do_write();
+    run_drained();
     if (phase_ == Phase::kHandling && response_done_) finish_exchange();
+  }
+
+  void run_drained() {
+    std::vector<std::function<void()>> fns;
+    fns.swap(drained_);
+    for (auto& fn : fns) fn();
   }
 
   void finish_exchange() {
@@ -354,10 +410,12 @@ class Session : public std::enable_shared_from_this<Session> {
   bool keep_alive_ = true;
   bool response_started_ = false;
   bool response_done_ = false;
+  bool chunked_ = false;  // the current response's writes are chunk-framed
   bool watch_pending_ = false;
   bool writing_ = false;
   bool active_ = false;
   std::function<void()> on_close_;
+  std::vector<std::function<void()>> drained_;  // on_drained callbacks waiting for the queue
   std::deque<std::string> out_;
   size_t out_bytes_ = 0;
 };
@@ -384,9 +442,25 @@ class ExchangeResponder final : public Responder {
       s->write_chunk(ex, std::move(d));
     });
   }
+  void start_response(int status, HttpHeaders headers,
+                      std::optional<uint64_t> content_length) override {
+    asio::post(session_->executor(),
+               [s = session_, ex = exchange_, status, h = std::move(headers), content_length]() {
+                 s->start_response(ex, status, h, content_length);
+               });
+  }
   void end_stream() override {
     asio::post(session_->executor(), [s = session_, ex = exchange_]() { s->end_stream(ex); });
   }
+  void abort() override {
+    asio::post(session_->executor(), [s = session_, ex = exchange_]() { s->abort(ex); });
+  }
+  void on_drained(std::function<void()> fn) override {
+    asio::post(session_->executor(), [s = session_, ex = exchange_, f = std::move(fn)]() mutable {
+      s->add_drained(ex, std::move(f));
+    });
+  }
+  asio::any_io_executor executor() const { return session_->executor(); }
   void post(std::function<void()> fn) override { asio::post(session_->executor(), std::move(fn)); }
   void on_close(std::function<void()> fn) override {
     asio::post(session_->executor(), [s = session_, ex = exchange_, f = std::move(fn)]() mutable {
@@ -400,6 +474,12 @@ class ExchangeResponder final : public Responder {
 };
 
 }  // namespace
+
+boost::asio::any_io_executor exchange_executor(const Responder& responder) {
+  const auto* r = dynamic_cast<const ExchangeResponder*>(&responder);
+  MS_CHECK(r != nullptr);
+  return r->executor();
+}
 
 std::shared_ptr<Responder> Session::make_responder() {
   return std::make_shared<ExchangeResponder>(shared_from_this(), exchange_);
@@ -455,7 +535,11 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::start(const HttpServerOptions&
   impl->acceptor->open(endpoint.protocol(), ec);
   if (!ec) impl->acceptor->set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) impl->acceptor->bind(endpoint, ec);
-  if (!ec) impl->acceptor->listen(asio::socket_base::max_listen_connections, ec);
+  if (!ec) {
+    impl->acceptor->listen(options.listen_backlog > 0 ? options.listen_backlog
+                                                      : asio::socket_base::max_listen_connections,
+                           ec);
+  }
   if (ec) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options.host, ":", options.port, ": ", ec.message()));
@@ -525,4 +609,4 @@ void HttpServer::stop() {
   impl_->threads.clear();
 }
 
-}  // namespace moeserve::server
+}  // namespace moeserve::net

@@ -1,8 +1,8 @@
-#include "server/sse.h"
+#include "net/sse.h"
 
 #include <gtest/gtest.h>
 
-namespace moeserve::server {
+namespace moeserve::net {
 namespace {
 using Json = nlohmann::ordered_json;
 
@@ -23,4 +23,4 @@ TEST(Sse, InvalidUtf8IsReplacedNotThrown) {
 }
 
 }  // namespace
-}  // namespace moeserve::server
+}  // namespace moeserve::net

@@ -1,12 +1,92 @@
-#include "router/prometheus_text.h"
+#include "net/prometheus_text.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
+#include "core/py_float_repr.h"
 
-namespace moeserve::router {
+namespace moeserve::net {
+
+std::string prometheus_number(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  std::string s = py_float_repr(v);
+  if (v > 0) {
+    const size_t dot = s.find('.');
+    if (dot != std::string::npos && dot > 6 && s.find('e') == std::string::npos) {
+      std::string mantissa = s.substr(0, 1) + "." + s.substr(1, dot - 1) + s.substr(dot + 1);
+      while (!mantissa.empty() && (mantissa.back() == '0' || mantissa.back() == '.')) {
+        mantissa.pop_back();
+      }
+      const size_t exp = dot - 1;
+      return absl::StrCat(mantissa, "e+", exp < 10 ? "0" : "", exp);
+    }
+  }
+  return s;
+}
+
+std::string escape_label_value(std::string_view v) {
+  std::string out;
+  out.reserve(v.size());
+  for (char c : v) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '"') {
+      out += "\\\"";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string label_set(const Labels& labels, const std::string* le) {
+  if (labels.empty() && le == nullptr) return "";
+  std::string out = "{";
+  bool first = true;
+  for (const auto& [k, v] : labels) {
+    if (!first) out += ",";
+    first = false;
+    absl::StrAppend(&out, k, "=\"", escape_label_value(v), "\"");
+  }
+  if (le != nullptr) {
+    if (!first) out += ",";
+    absl::StrAppend(&out, "le=\"", *le, "\"");
+  }
+  out += "}";
+  return out;
+}
+
+std::string escape_help(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+void append_family_header(std::string* out, std::string_view name, std::string_view type,
+                          std::string_view help) {
+  out->append("# HELP ").append(name).append(" ").append(escape_help(help)).append("\n");
+  out->append("# TYPE ").append(name).append(" ").append(type).append("\n");
+}
+
+void append_sample(std::string* out, std::string_view name, const Labels& labels, double value,
+                   const std::string* le) {
+  out->append(name).append(label_set(labels, le)).append(" ");
+  out->append(prometheus_number(value)).append("\n");
+}
+
 namespace {
 
 bool is_name_char(char c, bool first) {
@@ -155,38 +235,4 @@ std::string merge_exposition_families(const std::vector<std::string>& texts,
   return out;
 }
 
-StatusOr<EndpointMetrics> extract_engine_metrics(const std::vector<PromSample>& samples) {
-  EndpointMetrics m;
-  bool has_waiting = false, has_running = false, has_kv = false;
-  double gpu_usage = -1;
-  for (const auto& s : samples) {
-    if (s.name == "vllm:num_requests_waiting") {
-      m.waiting += s.value;
-      has_waiting = true;
-    } else if (s.name == "vllm:num_requests_running") {
-      m.running += s.value;
-      has_running = true;
-    } else if (s.name == "vllm:kv_cache_usage_perc") {
-      m.kv_usage = has_kv ? std::max(m.kv_usage, s.value) : s.value;
-      has_kv = true;
-    } else if (s.name == "vllm:gpu_cache_usage_perc") {
-      gpu_usage = std::max(gpu_usage, s.value);
-    } else if (s.name == "vllm:cache_config_info") {
-      auto bs = s.labels.find("block_size");
-      if (bs != s.labels.end()) m.block_size = std::strtoll(bs->second.c_str(), nullptr, 10);
-      auto nb = s.labels.find("num_gpu_blocks");
-      if (nb != s.labels.end() && nb->second != "None") {
-        m.num_gpu_blocks = std::strtoll(nb->second.c_str(), nullptr, 10);
-      }
-    }
-  }
-  if (!has_kv && gpu_usage >= 0) m.kv_usage = gpu_usage;
-  if (!has_waiting && !has_running) {
-    return absl::NotFoundError(
-        "metrics have neither vllm:num_requests_waiting nor vllm:num_requests_running");
-  }
-  m.valid = true;
-  return m;
-}
-
-}  // namespace moeserve::router
+}  // namespace moeserve::net

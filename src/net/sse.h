@@ -9,7 +9,7 @@
 
 #include "nlohmann/json.hpp"
 
-namespace moeserve::server {
+namespace moeserve::net {
 
 // `data: <json>\n\n`; invalid UTF-8 inside strings is replaced by U+FFFD.
 std::string sse_event(const nlohmann::ordered_json& payload);
@@ -21,4 +21,4 @@ std::string sse_done();
 // Compact JSON with invalid UTF-8 replaced (what every response body uses).
 std::string dump_json(const nlohmann::ordered_json& value);
 
-}  // namespace moeserve::server
+}  // namespace moeserve::net
