@@ -4,12 +4,12 @@
 #include <deque>
 #include <future>
 #include <list>
-#include <mutex>
 #include <thread>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "boost/asio.hpp"
 #include "boost/beast/core.hpp"
 #include "boost/beast/http.hpp"
@@ -59,8 +59,8 @@ struct HttpServer::Impl {
   std::atomic<size_t> num_connections{0};
   std::atomic<size_t> num_active{0};  // exchanges whose response is not fully written
   std::atomic<bool> stopped{false};
-  std::mutex mu;
-  std::list<std::weak_ptr<Session>> sessions;  // guarded by mu
+  absl::Mutex mu;
+  std::list<std::weak_ptr<Session>> sessions ABSL_GUARDED_BY(mu);
 
   void do_accept();
   void register_session(const std::shared_ptr<Session>& s);
@@ -486,7 +486,7 @@ std::shared_ptr<Responder> Session::make_responder() {
 }
 
 void HttpServer::Impl::register_session(const std::shared_ptr<Session>& s) {
-  std::lock_guard<std::mutex> lock(mu);
+  absl::MutexLock lock(&mu);
   for (auto it = sessions.begin(); it != sessions.end();) {
     it = it->expired() ? sessions.erase(it) : std::next(it);
   }
@@ -593,7 +593,7 @@ void HttpServer::stop() {
   if (impl_ == nullptr || impl_->threads.empty()) return;
   stop_accepting();
   {
-    std::lock_guard<std::mutex> lock(impl_->mu);
+    absl::MutexLock lock(&impl_->mu);
     for (auto& w : impl_->sessions) {
       if (auto s = w.lock()) asio::post(s->executor(), [s] { s->close(); });
     }

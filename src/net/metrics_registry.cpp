@@ -9,20 +9,20 @@
 namespace moeserve::net {
 
 void MetricsRegistry::add_counter(std::string name, std::string help) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   for (const auto& f : families_) MS_CHECK(f.first != name);
   families_.push_back({std::move(name), Family{Type::kCounter, std::move(help), {}, {}}});
 }
 
 void MetricsRegistry::add_gauge(std::string name, std::string help) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   for (const auto& f : families_) MS_CHECK(f.first != name);
   families_.push_back({std::move(name), Family{Type::kGauge, std::move(help), {}, {}}});
 }
 
 void MetricsRegistry::add_histogram(std::string name, std::string help,
                                     std::vector<double> upper_bounds) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   for (const auto& f : families_) MS_CHECK(f.first != name);
   for (size_t i = 1; i < upper_bounds.size(); ++i) MS_CHECK(upper_bounds[i - 1] < upper_bounds[i]);
   families_.push_back(
@@ -53,24 +53,24 @@ MetricsRegistry::Series& MetricsRegistry::series(Family& f, const Labels& labels
 }
 
 void MetricsRegistry::counter_add(std::string_view name, const Labels& labels, double delta) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (!(delta >= 0.0)) return;  // counters only go up
   series(family(name, Type::kCounter), labels).value += delta;
 }
 
 void MetricsRegistry::counter_set(std::string_view name, const Labels& labels, double total) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   Series& s = series(family(name, Type::kCounter), labels);
   if (total > s.value) s.value = total;
 }
 
 void MetricsRegistry::gauge_set(std::string_view name, const Labels& labels, double value) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   series(family(name, Type::kGauge), labels).value = value;
 }
 
 void MetricsRegistry::histogram_observe(std::string_view name, const Labels& labels, double value) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   Family& f = family(name, Type::kHistogram);
   Series& s = series(f, labels);
   for (size_t i = 0; i < f.upper_bounds.size(); ++i) {
@@ -84,7 +84,7 @@ void MetricsRegistry::histogram_observe(std::string_view name, const Labels& lab
 }
 
 double MetricsRegistry::value(std::string_view name, const Labels& labels) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   for (const auto& f : families_) {
     if (f.first != name) continue;
     for (const auto& s : f.second.series) {
@@ -96,7 +96,7 @@ double MetricsRegistry::value(std::string_view name, const Labels& labels) const
 }
 
 std::string MetricsRegistry::render() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   std::string out;
   for (const auto& [name, f] : families_) {
     const std::string full = f.type == Type::kCounter ? name + "_total" : name;

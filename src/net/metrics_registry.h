@@ -9,13 +9,13 @@
 #pragma once
 
 #include <map>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "net/prometheus_text.h"
 
 namespace moeserve::net {
@@ -57,7 +57,7 @@ class MetricsRegistry {
   Family& family(std::string_view name, Type type) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static Series& series(Family& f, const Labels& labels);
 
-  mutable std::mutex mu_;
+  mutable absl::Mutex mu_;
   std::vector<std::pair<std::string, Family>> families_ ABSL_GUARDED_BY(mu_);
 };
 

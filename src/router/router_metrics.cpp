@@ -5,17 +5,17 @@
 namespace moeserve::router {
 
 void RouterMetrics::record_decision(const std::string& profile) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   ++decisions_[profile];
 }
 
 void RouterMetrics::record_disagg_decision(bool prefill_decode) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   ++disagg_decisions_[prefill_decode ? "prefill-decode" : "decode-only"];
 }
 
 void RouterMetrics::observe_scorer_seconds(const std::string& scorer, double seconds) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   Histogram& h = scorer_seconds_[scorer];
   for (std::size_t i = 0; i < kScorerBuckets.size(); ++i) {
     if (seconds <= kScorerBuckets[i]) ++h.buckets[i];
@@ -25,33 +25,33 @@ void RouterMetrics::observe_scorer_seconds(const std::string& scorer, double sec
 }
 
 void RouterMetrics::record_retry() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   ++retries_;
 }
 
 void RouterMetrics::record_request(const std::string& endpoint) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   ++requests_[endpoint];
 }
 
 void RouterMetrics::record_request_error(int http_status) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   ++errors_[http_status];
 }
 
 uint64_t RouterMetrics::retries() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return retries_;
 }
 
 uint64_t RouterMetrics::requests_to(const std::string& endpoint) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = requests_.find(endpoint);
   return it == requests_.end() ? 0 : it->second;
 }
 
 uint64_t RouterMetrics::decisions(const std::string& profile) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = decisions_.find(profile);
   return it == decisions_.end() ? 0 : it->second;
 }
@@ -59,7 +59,7 @@ uint64_t RouterMetrics::decisions(const std::string& profile) const {
 std::string RouterMetrics::render(const std::vector<EndpointState>& endpoints) const {
   using net::append_family_header;
   using net::append_sample;
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   std::string out;
   append_family_header(&out, "moeserve_router_scheduling_decisions_total", "counter",
                        "Scheduling profile runs that chose an endpoint.");
@@ -115,7 +115,7 @@ std::string RouterMetrics::render(const std::vector<EndpointState>& endpoints) c
 }
 
 void RouterMetrics::add_collector(Collector collector) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   collectors_.push_back(std::move(collector));
 }
 

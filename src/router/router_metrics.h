@@ -6,9 +6,11 @@
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <string>
 #include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 
 #include "router/endpoint.h"
 
@@ -44,14 +46,14 @@ class RouterMetrics final {
     double sum = 0;
   };
 
-  mutable std::mutex mu_;
-  std::map<std::string, uint64_t> decisions_;
-  std::map<std::string, uint64_t> disagg_decisions_;
-  std::map<std::string, Histogram> scorer_seconds_;
-  std::map<std::string, uint64_t> requests_;
-  std::map<int, uint64_t> errors_;
-  uint64_t retries_ = 0;
-  std::vector<Collector> collectors_;
+  mutable absl::Mutex mu_;
+  std::map<std::string, uint64_t> decisions_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, uint64_t> disagg_decisions_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Histogram> scorer_seconds_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, uint64_t> requests_ ABSL_GUARDED_BY(mu_);
+  std::map<int, uint64_t> errors_ ABSL_GUARDED_BY(mu_);
+  uint64_t retries_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<Collector> collectors_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace moeserve::router
