@@ -393,8 +393,13 @@ StatusOr<TunedLinear> tune_linear(const LinearShape& s, const TuneOptions& opt) 
     }
   }
   out.choice.gemv_isa = best;
-  // The crossover: the GEMV keeps every m up to the first at which oneDNN is faster.
-  out.choice.small_m_max = 0;
+  // The crossover: the GEMV keeps every m up to the first at which oneDNN is clearly faster
+  // (by kSwitchMargin: one noisy timing on a shared machine must not move a shape to the slower
+  // path). A vector GEMV always keeps m = 1: it reads each weight once, which is all a
+  // memory-bound m = 1 product can do, so oneDNN can only look faster there by noise (seen:
+  // a decode-critical expert shape sent to oneDNN by one loaded timing).
+  constexpr double kSwitchMargin = 0.9;
+  out.choice.small_m_max = best == IsaLevel::kPortable ? 0 : 1;
   std::vector<int64_t> ms = opt.crossover_m;
   std::sort(ms.begin(), ms.end());
   for (int64_t m : ms) {
@@ -406,8 +411,8 @@ StatusOr<TunedLinear> tune_linear(const LinearShape& s, const TuneOptions& opt) 
     });
     if (!known) out.timings.push_back({m, gemv_variant_name(best), g});
     out.timings.push_back({m, "onednn", d});
-    if (d < g) break;
-    out.choice.small_m_max = m;
+    if (d < kSwitchMargin * g) break;
+    out.choice.small_m_max = std::max(out.choice.small_m_max, m);
   }
   return out;
 }

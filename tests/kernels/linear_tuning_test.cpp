@@ -142,13 +142,18 @@ TEST(TuneLinear, PicksAnAvailableGemvAndACrossoverFromItsTimings) {
       gemv_m1 |= x.m == 1 && x.variant == absl::StrCat("gemv_", std::string(isa_name(t->choice.gemv_isa)));
     }
     EXPECT_TRUE(gemv_m1);
-    // The chosen crossover follows the timings: oneDNN was slower at every listed m up to it.
+    // A vector GEMV keeps m = 1 whatever the timings say (memory-bound: one pass is optimal).
+    if (t->choice.gemv_isa != IsaLevel::kPortable) {
+      EXPECT_GE(t->choice.small_m_max, 1);
+    }
+    // The chosen crossover follows the timings: oneDNN was not clearly faster (10% margin) at
+    // any listed m in (1, small_m_max].
     for (const LinearTimings& d : t->timings) {
-      if (d.variant != "onednn" || d.m > t->choice.small_m_max) continue;
+      if (d.variant != "onednn" || d.m <= 1 || d.m > t->choice.small_m_max) continue;
       for (const LinearTimings& g : t->timings) {
         if (g.m == d.m && g.variant.rfind("gemv_", 0) == 0 &&
             g.variant == absl::StrCat("gemv_", std::string(isa_name(t->choice.gemv_isa)))) {
-          EXPECT_LE(g.microseconds, d.microseconds) << "m=" << d.m;
+          EXPECT_LE(0.9 * g.microseconds, d.microseconds) << "m=" << d.m;
         }
       }
     }
