@@ -265,14 +265,19 @@ class Session : public std::enable_shared_from_this<Session> {
     reply_and_close(400, absl::StrCat("Malformed HTTP request: ", ec.message()));
   }
 
-  // An error answer outside any handler; the connection closes after it.
-  void reply_and_close(int status, std::string message) {
+  // A new request/response exchange: the response state starts over.
+  void begin_exchange() {
     phase_ = Phase::kHandling;
     set_active(true);
     ++exchange_;
     response_started_ = false;
     response_done_ = false;
     chunked_ = false;
+  }
+
+  // An error answer outside any handler; the connection closes after it.
+  void reply_and_close(int status, std::string message) {
+    begin_exchange();
     keep_alive_ = false;
     const char* type = status == 413 ? "PayloadTooLargeError" : "BadRequestError";
     send(exchange_,
@@ -294,12 +299,7 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     req.body = std::move(msg.body());
     keep_alive_ = msg.keep_alive() && !server_->stopped.load();
-    phase_ = Phase::kHandling;
-    set_active(true);
-    ++exchange_;
-    response_started_ = false;
-    response_done_ = false;
-    chunked_ = false;
+    begin_exchange();
     on_close_ = nullptr;
     start_watch();
     server_->handler->handle(std::move(req), make_responder());
